@@ -1,0 +1,21 @@
+import os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+def _deocc_exe():
+    exe = Path(sys.executable).with_name("deocc")
+    assert exe.exists(), f"deocc console script missing next to {sys.executable}: pip install -e ."
+    return [str(exe)]
+
+@pytest.fixture
+def run_deocc():
+    "Run the `deocc` console script; returns CompletedProcess (text)."
+    def run(*args, timeout=600, check=None):
+        r = subprocess.run(_deocc_exe() + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        if check is not None: assert r.returncode == check, f"exit {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
+        return r
+    return run
