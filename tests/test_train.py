@@ -1,0 +1,121 @@
+"Integration tests of `deocc train-fer` and `deocc train`: the commands a user runs, bad input, kill + resume, DDP."
+import csv, json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DATA = ["--data", "synth:n_identities=10,frames=1"]                # 60 faces: 48 train, 12 validation (split by identity)
+TINY = [*DATA, "--size", "48", "--batch-size", "16", "--no-progress"]   # small faces and batches keep every run to seconds
+
+
+def _steps(out: Path) -> list[dict]:
+    with open(out / "steps.csv", newline="") as f: return list(csv.DictReader(f))
+
+
+def _trainer_state(out: Path) -> dict:
+    return json.loads((out / "last" / "trainer.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def fer_dir(tmp_path_factory):
+    "A tiny FER checkpoint trained by the CLI for 3 steps (shared by the tests below)."
+    out = tmp_path_factory.mktemp("runs") / "fer"
+    r = subprocess.run([str(BIN / "deocc"), "train-fer", "--out", str(out), "--max-steps", "3", *TINY],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "train-fer: 3 steps" in r.stdout and "acc=" in r.stdout
+    return out
+
+
+def test_train_fer_writes_run_folder(fer_dir):
+    names = sorted(p.name for p in fer_dir.iterdir())
+    assert names == ["best", "history.csv", "history.json", "last", "steps.csv", "train_config.json"]
+    cfg = json.loads((fer_dir / "best" / "config.json").read_text())
+    assert cfg["type"] == "fer" and cfg["config"]["classes"] == ["anger", "disgust", "fear", "happiness", "sadness", "surprise"]
+    assert [int(s["step"]) for s in _steps(fer_dir)] == [1, 2, 3]
+    hist = json.loads((fer_dir / "history.json").read_text())
+    assert 0.0 <= hist[-1]["val_acc"] <= 1.0 and hist[-1]["step"] == 3
+
+
+def test_train_deoccluder_cli(run_deocc, fer_dir, tmp_path):
+    out = tmp_path / "full"
+    r = run_deocc("train", "--preset", "full", "--fer", fer_dir, "--out", out, "--max-steps", "2", *TINY, check=0)
+    assert "train --preset full: 2 steps" in r.stdout and "acc_restored=" in r.stdout
+    meta = json.loads((out / "best" / "config.json").read_text())
+    assert meta["type"] == "deoccluder" and meta["config"]["mode"] == "blind"
+    tc = json.loads((out / "best" / "train_config.json").read_text())
+    assert tc["loss"]["lambda_expr"] == 1.0 and tc["preset"] == "full"
+    steps = _steps(out)
+    assert len(steps) == 2 and {"expr", "pixel", "adv", "d", "total"} <= set(steps[0])
+    # model B: no L_expr term at all, guided mode
+    out_b = tmp_path / "b"
+    run_deocc("train", "--preset", "no_expr", "--fer", fer_dir, "--out", out_b, "--max-steps", "1", "--mode", "guided", *TINY, check=0)
+    tc = json.loads((out_b / "last" / "train_config.json").read_text())
+    assert tc["loss"]["lambda_expr"] == 0.0 and tc["model"]["mode"] == "guided"
+    assert "expr" not in _steps(out_b)[0] or _steps(out_b)[0]["expr"] == ""
+
+
+def test_bad_input_fails_before_work(run_deocc, fer_dir, tmp_path):
+    out = tmp_path / "x"
+    r = run_deocc("train", "--preset", "full", "--out", out, *TINY, check=2)
+    assert "needs --fer" in r.stderr and "Traceback" not in r.stderr
+    r = run_deocc("train", "--preset", "full", "--fer", tmp_path / "missing", "--out", out, *TINY, check=2)
+    assert "no such FER checkpoint" in r.stderr and "train-fer" in r.stderr
+    empty = tmp_path / "empty"; (empty / "anger").mkdir(parents=True)
+    r = run_deocc("train-fer", "--out", out, *TINY, "--data", empty, check=2)
+    assert "no images" in r.stderr and r.stderr.strip().count("\n") == 0
+    # a 7-class FER against 6-class data
+    fer7 = tmp_path / "fer7"
+    code = ("from deocc.models import create_fer; from deocc.core import class_names; "
+            f"create_fer('tiny', classes=class_names(True)).save_pretrained({str(fer7)!r})")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    r = run_deocc("train", "--preset", "full", "--fer", fer7, "--out", out, *TINY, check=2)
+    assert "class-count mismatch" in r.stderr
+    assert not (out / "last").exists()                      # nothing was trained or written
+    # a second run into a used folder (nothing-to-resume and config-drift are tested in nbs/06_train.ipynb)
+    r = run_deocc("train-fer", "--out", fer_dir, "--max-steps", "1", *TINY, check=2)
+    assert "already holds a training run" in r.stderr and "--resume" in r.stderr
+
+
+def test_kill_and_resume_reaches_same_step_count(fer_dir, tmp_path):
+    "SIGKILL a run after its first checkpoints, resume it, and end at exactly the planned number of steps."
+    out, total = tmp_path / "run", 40
+    args = [str(BIN / "deocc"), "train", "--preset", "full", "--fer", str(fer_dir), "--out", str(out), "--max-steps", str(total),
+            "--save-every", "1", *TINY]
+    p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    killed_at = None
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and p.poll() is None:
+            try: killed_at = _trainer_state(out)["step"]
+            except (FileNotFoundError, json.JSONDecodeError, KeyError): killed_at = None
+            if killed_at is not None and killed_at >= 2: p.send_signal(signal.SIGKILL); break
+            time.sleep(0.02)
+    finally:
+        if p.poll() is None: p.kill()
+        p.wait()
+    assert p.returncode == -signal.SIGKILL, f"run was not killed (exit {p.returncode}): {p.stderr.read()[-500:]}"
+    saved = _trainer_state(out)["step"]
+    assert 2 <= saved < total
+    r = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert f"{total} steps" in r.stdout
+    assert [int(s["step"]) for s in _steps(out)] == list(range(1, total + 1))   # no step lost or repeated
+    assert _trainer_state(out)["step"] == total
+
+
+def test_ddp_two_gloo_processes(fer_dir, tmp_path):
+    "torchrun --nproc_per_node 2 runs the unchanged command data-parallel on CPU (gloo)."
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", str(BIN / "deocc"), "train", "--preset", "full",
+                        "--fer", str(fer_dir), "--out", str(out), "--max-steps", "3", *TINY],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    state = _trainer_state(out)
+    assert state["step"] == 3 and state["world_size"] == 2
+    assert [int(s["step"]) for s in _steps(out)] == [1, 2, 3]
+    # the run ends with `check_replicas`, which fails the command if the two ranks' weights differ
+    assert json.loads((out / "last" / "config.json").read_text())["type"] == "deoccluder"
