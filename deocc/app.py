@@ -12,9 +12,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
-from .core import (DeoccError, EXPRESSIONS, bundled_path, bundled_names, load_image, save_image,
+from .core import (DeoccError, EXPRESSIONS, bundled_path, bundled_names, load_image, pil_to_rgb, save_image,
                         to_uint8, make_generator, resolve_device, command)
 from .models import FER, Deoccluder, load_model
 from .synth import random_faces
@@ -114,11 +114,17 @@ def fill_texture(name: str, size: int, seed: int = 0) -> torch.Tensor | None:
 
 # %% ../nbs/09_app.ipynb #402ed42e
 def _hwc(a) -> np.ndarray:
-    "A numpy/PIL image or an image file as (H, W, C) uint8 with C in {3, 4} (grey → RGB)."
+    "A numpy/PIL image or an image file as (H, W, C) uint8 with C in {3, 4} (grey → RGB; 16-bit scaled, not clipped)."
     if isinstance(a, (str, Path)):
-        with Image.open(a) as im: a = np.asarray(im.convert("RGBA" if im.mode in ("RGBA", "LA", "P") else "RGB"))
+        try:
+            with Image.open(a) as im:
+                im = ImageOps.exif_transpose(im)
+                a = np.array(im.convert("RGBA") if im.mode in ("RGBA", "LA", "PA", "P") else pil_to_rgb(im))
+        except (OSError, SyntaxError, ValueError) as e: raise DeoccError(f"{Path(a).name}: not a readable image ({type(e).__name__})") from None
     a = np.asarray(a)
-    if a.dtype != np.uint8: a = np.clip(a, 0, 255).astype(np.uint8) if a.max() > 1 else (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+    if a.size == 0: raise DeoccError(f"empty image (shape {a.shape})")
+    if a.dtype == np.uint16: a = (a.astype(np.float64) / 257).round().astype(np.uint8)   # 16-bit: 65535 → 255
+    elif a.dtype != np.uint8: a = np.clip(a, 0, 255).astype(np.uint8) if a.max() > 1 else (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
     if a.ndim == 2: a = np.repeat(a[..., None], 3, -1)
     if a.ndim != 3 or a.shape[-1] not in (1, 3, 4): raise DeoccError(f"expected an (H, W, 3|4) image, got shape {a.shape}")
     return np.repeat(a, 3, -1) if a.shape[-1] == 1 else a
@@ -143,7 +149,7 @@ def read_editor(value: dict | None,           # `gr.ImageEditor` value: backgrou
         if layer is None: continue
         l = _hwc(layer)
         if l.shape[-1] == 3: continue                      # a layer without alpha carries no painting
-        if l.shape[:2] != (H, W): l = np.asarray(Image.fromarray(l).resize((W, H), Image.NEAREST))
+        if l.shape[:2] != (H, W): l = np.array(Image.fromarray(l).resize((W, H), Image.NEAREST))
         lt = _chw(l); a = (lt[3:] > 0.5).float()
         rgb = a * lt[:3] + (1 - a) * rgb; alpha = torch.maximum(alpha, a)   # upper layers cover lower ones
     clean = _area(_chw(bg[..., :3]), size)

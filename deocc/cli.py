@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, importlib, os, sys, warnings
 
-from .core import COMMANDS, DeoccError
+from .core import COMMANDS, DeoccError, check_writable
 import deocc
 
 # %% auto #0
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     if not ns.command: parser.print_help(); return 0
     try:
+        if isinstance(getattr(ns, "out", None), str): check_writable(ns.out)   # fail before the work, not after it
         out = COMMANDS[ns.command]["fn"](ns)
         if out: print(out)
         return 0
@@ -46,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         print("deocc: interrupted", file=sys.stderr); return 130
     except (DeoccError, ValueError, OSError, MemoryError) as e:
         if ns.debug: raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if not isinstance(e, DeoccError): msg = f"{type(e).__name__}: {msg}"
-        print(f"deocc: error: {msg}", file=sys.stderr); return 2
+        print(f"deocc: error: {_one_line(e, isinstance(e, DeoccError))}", file=sys.stderr); return 2
+    except Exception as e:   # a bug in deocc, not the user's fault: still one line, the traceback behind --debug
+        if ns.debug: raise
+        print(f"deocc: internal error: {_one_line(e)}; rerun with --debug for the traceback and report it", file=sys.stderr); return 1
+
+def _one_line(e: BaseException, bare: bool = False) -> str:
+    "An exception as one line: `Type: message` (just the message if `bare`); OSErrors name their file."
+    if isinstance(e, OSError) and e.filename and e.strerror: msg = f"{e.filename}: {e.strerror}"
+    else: msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return msg if bare and msg else f"{type(e).__name__}: {msg}" if msg else type(e).__name__

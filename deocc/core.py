@@ -18,8 +18,8 @@ __all__ = ['EXPRESSIONS', 'NEUTRAL', 'LANDMARK_NAMES', 'CANONICAL_LANDMARKS', 'I
            'WEIGHTS_DIR', 'COMMANDS', 'DeoccError', 'class_names', 'canonical_landmarks', 'resolve_device',
            'seed_everything', 'make_generator', 'FaceSet', 'split_by_identity', 'kfold_by_identity',
            'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'pil_to_rgb', 'load_image',
-           'to_uint8', 'save_image', 'image_grid', 'show_grid', 'check_output_dir', 'save_faceset', 'load_imagefolder',
-           'bundled_names', 'bundled_path', 'command']
+           'to_uint8', 'save_image', 'image_grid', 'show_grid', 'check_writable', 'check_output_dir', 'save_faceset',
+           'load_imagefolder', 'bundled_names', 'bundled_path', 'command']
 
 # %% ../nbs/00_core.ipynb #643a6ede
 class DeoccError(ValueError):
@@ -158,19 +158,30 @@ def _json_default(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
+def _exchange(a: Path, b: Path) -> bool:
+    "Swap two existing folders in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`); False where unsupported."
+    import ctypes, errno, sys
+    if not sys.platform.startswith("linux"): return False
+    fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if fn is None: return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    if fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0: return True
+    e = ctypes.get_errno()
+    if e in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP): return False    # e.g. a file system without exchange
+    raise OSError(e, os.strerror(e), str(a))
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path):
-    "Yield a temp folder; on success it replaces `path` in one rename (the old folder is removed only after)."
+    "Yield a temp folder; on success it takes the place of `path` atomically (an existing folder is swapped out, then removed)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
-        old = None
-        if path.exists():
+        if not path.exists(): os.replace(tmp, path)
+        elif _exchange(tmp, path): shutil.rmtree(tmp, ignore_errors=True)     # tmp now holds the old folder
+        else:   # no atomic exchange: a kill between the two renames leaves the old folder as .<name>.old-<pid>
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old); os.replace(tmp, path); shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -197,13 +208,17 @@ def load_image(path: str | Path) -> torch.Tensor:
     if not path.exists(): raise DeoccError(f"{path}: no such file")
     if path.is_dir(): raise DeoccError(f"{path}: is a folder, expected an image file")
     if path.stat().st_size == 0: raise DeoccError(f"{path}: empty file (0 bytes), not an image")
+    too_large = f"is too large (limit {MAX_IMAGE_PIXELS:,} pixels); downscale it first"
     try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise DeoccError(f"{path}: {im.width}x{im.height} is too large (limit {MAX_IMAGE_PIXELS:,} pixels); downscale it first")
-            im.load(); rgb = pil_to_rgb(im, str(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # our own limit below is the one that counts
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_IMAGE_PIXELS: raise DeoccError(f"{path}: {im.width}x{im.height} {too_large}")
+                im.load(); rgb = pil_to_rgb(im, str(path))
     except DeoccError: raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError: raise DeoccError(f"{path}: {too_large}") from None
+    except UnidentifiedImageError: raise DeoccError(f"{path}: not a readable image (unknown format: not an image, or one PIL cannot decode)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
         raise DeoccError(f"{path}: not a readable image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
     return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).contiguous()
 
@@ -255,15 +270,23 @@ def show_grid(images: torch.Tensor, titles: Sequence[str] | None = None, ncols: 
 # %% ../nbs/00_core.ipynb #7ded72dd
 import csv, io
 
-def check_output_dir(out: str | Path, force: bool = False) -> Path:
-    "Validate an output folder: refuse a non-empty one unless `force`; check that its parent is writable."
+def check_writable(out: str | Path) -> Path:
+    "Check, without leaving a trace, that the folder `out` can be created or written: a probe folder is made and removed."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise DeoccError(f"{out}: exists and is not a folder; choose another --out")
+    base = out
+    while not base.exists() and base != base.parent: base = base.parent      # nearest existing ancestor
+    if not base.is_dir(): raise DeoccError(f"{out}: cannot create it, {base} is a file; choose another --out")
+    try: os.rmdir(tempfile.mkdtemp(dir=base, prefix=".deocc-probe-"))
+    except OSError as e:
+        raise DeoccError(f"{out}: cannot write there ({e.strerror or type(e).__name__} in {base}); choose another --out") from None
+    return out
+
+def check_output_dir(out: str | Path, force: bool = False) -> Path:
+    "Validate an output folder: refuse a non-empty one unless `force`; check that it can be written."
+    out = check_writable(out)
     if out.exists() and any(out.iterdir()) and not force:
         raise DeoccError(f"{out}: folder is not empty; pass --force to replace it or choose another --out")
-    parent = out.parent if not out.exists() else out
-    while not parent.exists(): parent = parent.parent
-    if not os.access(parent, os.W_OK | os.X_OK): raise DeoccError(f"{parent}: no write permission; choose another --out")
     return out
 
 def _fmt(v: float) -> str: return f"{v:.3f}"
@@ -294,7 +317,7 @@ def save_faceset(fs: FaceSet, out: str | Path, force: bool = False, preview: boo
             if preview and len(fs):
                 idx = torch.linspace(0, len(fs) - 1, min(len(fs), 48)).long()
                 save_image(image_grid(fs.images[idx], ncols=12), tmp / "preview.png")
-    except PermissionError as e: raise DeoccError(f"{out}: cannot write ({e.strerror}); choose another --out") from None
+    except OSError as e: raise DeoccError(f"{out}: cannot write ({e.strerror or type(e).__name__}); choose another --out") from None
     return out
 
 def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
@@ -305,9 +328,30 @@ def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
     x = torch.nn.functional.interpolate(img[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x[0].round().clamp(0, 255).to(torch.uint8)
 
-def load_imagefolder(path: str | Path, size: int | None = None, # resize every image to size×size (default: first image's size)
+def _common_side(files: Sequence[Path]) -> int | None:
+    "The most common shorter side among the files' image headers (ties: the larger); None if no header is readable."
+    sides: dict[int, int] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        for f in files:
+            try:
+                with Image.open(f) as im: s = min(im.size)
+            except Exception: continue      # unreadable files are reported when they are loaded
+            sides[s] = sides.get(s, 0) + 1
+    return max(sides, key=lambda s: (sides[s], s)) if sides else None
+
+def _read_meta(path: Path) -> dict[str, dict[str, str]]:
+    "Rows of `path/meta.csv` by file; a malformed file raises `DeoccError` naming it."
+    try:
+        with open(path / "meta.csv", newline="") as f: rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e: raise DeoccError(f"{path / 'meta.csv'}: not a readable CSV ({e}); fix or delete it") from None
+    if rows and "file" not in rows[0]: raise DeoccError(f"{path / 'meta.csv'}: no 'file' column; fix or delete it")
+    return {r["file"]: r for r in rows}
+
+def load_imagefolder(path: str | Path, size: int | None = None, # resize every image to size×size (default: the most common size)
                      neutral: bool | None = None,               # None: include `neutral/` only if present
-                     classes: Sequence[str] | None = None) -> FaceSet:
+                     classes: Sequence[str] | None = None,
+                     skip_bad: bool = False) -> FaceSet:        # skip unreadable images (with a warning) instead of raising
     "Read `path/<expression>/<image>` (+ optional `meta.csv`) as a `FaceSet`; unknown folders and bad images raise."
     path = Path(path)
     if not path.exists(): raise DeoccError(f"{path}: no such folder")
@@ -322,18 +366,26 @@ def load_imagefolder(path: str | Path, size: int | None = None, # resize every i
         classes = class_names(has_neutral if neutral is None else neutral)
     files = [(p.name, f) for p in subdirs if p.name in classes for f in sorted(p.rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
     if not files: raise DeoccError(f"{path}: no images found; expected {path}/<expression>/<image>.png with expressions among {list(classes)}")
-    meta_rows = {}
-    if (path / "meta.csv").exists():
-        with open(path / "meta.csv", newline="") as f: meta_rows = {r["file"]: r for r in csv.DictReader(f)}
-    imgs, labels, idents, lms, rel = [], [], [], [], []
+    meta_rows = _read_meta(path) if (path / "meta.csv").exists() else {}
+    size = size or _common_side([f for _, f in files])   # a stray thumbnail must not shrink every face to its size
+    imgs, labels, idents, lms, rel, bad = [], [], [], [], [], []
     for i, (cls, f) in enumerate(files):
-        img = load_image(f); h, w = img.shape[1:]
-        size = size or img.shape[-1]
+        try: img = load_image(f)
+        except DeoccError:
+            if not skip_bad: raise
+            bad.append(f.relative_to(path).as_posix()); continue
+        h, w = img.shape[1:]
+        size = size or min(h, w)
         r = f.relative_to(path).as_posix(); row = meta_rows.get(r)
+        try:
+            idents.append(int(row["identity"]) if row and row.get("identity", "") != "" else i)
+            if row and f"{LANDMARK_NAMES[0]}_x" in row and h == w:
+                lms.append(torch.tensor([float(row[f"{n}_{a}"]) for n in LANDMARK_NAMES for a in "xy"]).view(-1, 2) * size / w)
+        except (ValueError, TypeError, KeyError) as e:
+            raise DeoccError(f"{path / 'meta.csv'}: bad row for {r} ({type(e).__name__}: {e}); fix or delete meta.csv") from None
         imgs.append(_resize(img, size)); labels.append(classes.index(cls)); rel.append(r)
-        idents.append(int(row["identity"]) if row and row.get("identity", "") != "" else i)
-        if row and f"{LANDMARK_NAMES[0]}_x" in row and h == w:
-            lms.append(torch.tensor([float(row[f"{n}_{a}"]) for n in LANDMARK_NAMES for a in "xy"]).view(-1, 2) * size / w)
+    if bad: warnings.warn(f"{path}: skipped {len(bad)} unreadable image(s) (e.g. {bad[0]})", stacklevel=2)
+    if not imgs: raise DeoccError(f"{path}: none of the {len(files)} images could be read")
     return FaceSet(torch.stack(imgs), torch.tensor(labels), torch.tensor(idents), tuple(classes),
                    torch.stack(lms) if len(lms) == len(imgs) else None, dict(files=rel), name=path.name)
 

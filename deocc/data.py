@@ -16,7 +16,7 @@ import torch
 import cv2
 
 from .core import (DeoccError, EXPRESSIONS, NEUTRAL, CANONICAL_LANDMARKS, IMAGE_EXTENSIONS, FaceSet, class_names,
-                        split_by_identity, load_image, load_imagefolder, save_image, save_faceset, _resize, command)
+                        split_by_identity, load_image, load_imagefolder, save_image, save_faceset, check_output_dir, _resize, command)
 
 # %% auto #0
 __all__ = ['FACE_CASCADE', 'EYE_CASCADE', 'DETECT_SIDE', 'CLAHE', 'EYE_ROI_WIDTH', 'BOX_EYES', 'SPLITS', 'READ_WORKERS',
@@ -350,7 +350,7 @@ def _load_synth(path: str = "", split="all", size=96, seed=0, neutral=False, ali
 def _load_imagefolder(path: str, split="all", size=96, seed=0, neutral=False, align=False, cache_dir=None,
                       test_fraction=0.2, skip_bad=False) -> FaceSet:
     root = Path(path).expanduser()
-    fs = load_imagefolder(root, size, neutral=neutral)
+    fs = load_imagefolder(root, size, neutral=neutral, skip_bad=skip_bad)
     drops = _Drops()
     if not neutral and (root / NEUTRAL).is_dir():
         n = sum(1 for f in (root / NEUTRAL).rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
@@ -759,6 +759,7 @@ def _data_args(p):
 @command("data", "load any supported dataset (Oulu-CASIA, CK+, RAF-DB, FER2013, ...) and write it as an ImageFolder", _data_args)
 def data_cmd(ns) -> str:
     "Load a dataset spec and write it as `<expression>/<image>.png` + meta.csv."
+    check_output_dir(ns.out, ns.force)   # refuse a used --out before reading the dataset, not after
     fs = load_dataset(ns.data, ns.split, ns.size, ns.seed, ns.neutral, ns.align, ns.cache_dir, skip_bad=ns.skip_bad)
     for k in ("split", "align"): fs.meta.pop(k, None)
     fs.meta["files"] = [f"{fs.classes[l]}/{i:06d}.png" for i, l in enumerate(fs.labels.tolist())]

@@ -389,6 +389,14 @@ def pretrained(name_or_dir: str | Path, device="cpu") -> torch.nn.Module:
     raise DeoccError(f"{name_or_dir}: neither a checkpoint folder nor a known model; bundled: {bundled_names() or 'none'}")
 
 # %% ../nbs/07_evaluate.ipynb #80e2c091
+def _expect(model: torch.nn.Module, name, option: str, deoccluder: bool) -> torch.nn.Module:
+    "`model` if it is a de-occluder (`deoccluder=True`) or a classifier (`False`); otherwise a `DeoccError` naming `option`."
+    from deocc.models import Deoccluder
+    if isinstance(model, Deoccluder) != deoccluder:
+        raise DeoccError(f"{option} {name}: is a {type(model).__name__} checkpoint, but {option} needs "
+                         f"{'a de-occluder' if deoccluder else 'an expression classifier (FER)'}")
+    return model
+
 def evaluate_folder(data: str | Path, deoccluder="synthface-full", fer="synthface-fer", clean: str | Path | None = None,
                     judge: str | None = None, size: int = 96, device="cpu", batch_size: int = 64) -> dict:
     "Accuracy of the FER on occluded vs restored faces of an ImageFolder (+ PSNR against `clean`, + a judge)."
@@ -397,7 +405,8 @@ def evaluate_folder(data: str | Path, deoccluder="synthface-full", fer="synthfac
     occ = load_imagefolder(data)
     orig = occ.size
     if orig != size: occ = load_imagefolder(data, size=size)
-    g, f = pretrained(deoccluder, dev), pretrained(fer, dev)
+    g = _expect(pretrained(deoccluder, dev), deoccluder, "--deoccluder", True)
+    f = _expect(pretrained(fer, dev), fer, "--fer", False)
     if getattr(g, "mode", "blind") == "guided": raise DeoccError("a guided de-occluder needs masks; evaluate uses blind de-occluders (e.g. synthface-full)")
     # labels are indices into occ.classes; map them to the FER's class order
     fer_classes = list(getattr(f, "classes", EXPRESSIONS))
@@ -409,7 +418,7 @@ def evaluate_folder(data: str | Path, deoccluder="synthface-full", fer="synthfac
                accuracy_input=accuracy(_predict(f, occ.images, dev, batch_size), y),
                accuracy_restored=accuracy(_predict(f, restored, dev, batch_size), y))
     notes = []
-    if orig != size: notes.append(f"images resized to {size}x{size} (first image was {orig}x{orig}; non-square images centre-cropped)")
+    if orig != size: notes.append(f"images resized to {size}x{size} (they were {orig}x{orig}; non-square images centre-cropped)")
     if clean is not None:
         cl = load_imagefolder(clean, size=size)
         by_file = {r: i for i, r in enumerate(cl.meta["files"])}
@@ -421,7 +430,7 @@ def evaluate_folder(data: str | Path, deoccluder="synthface-full", fer="synthfac
                    psnr_input=float(psnr(_float(occ.images), cimg).mean()), psnr_restored=float(psnr(restored, cimg).mean()),
                    ssim_input=float(ssim(_float(occ.images), cimg).mean()), ssim_restored=float(ssim(restored, cimg).mean()))
     if judge is not None:
-        j = pretrained(judge, dev)
+        j = _expect(pretrained(judge, dev), judge, "--judge", False)
         jc = list(getattr(j, "classes", EXPRESSIONS))
         yj = torch.tensor([jc.index(occ.classes[l]) if occ.classes[l] in jc else -1 for l in occ.labels.tolist()])
         res.update(judge=str(judge), judge_accuracy_input=accuracy(_predict(j, occ.images, dev, batch_size), yj),

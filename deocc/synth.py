@@ -425,7 +425,7 @@ def render_speed(n: int = 256, size: int = 96, device: str | torch.device = "cpu
     return n / sorted(times)[len(times) // 2]
 
 # %% ../nbs/01_synth.ipynb #b4f73202
-from .core import command, save_faceset
+from .core import command, save_faceset, check_output_dir
 
 def _synth_args(p):
     p.add_argument("--out", required=True, help="output folder (must be empty or absent unless --force)")
@@ -442,6 +442,7 @@ def _synth_args(p):
 def synth_cmd(ns) -> str:
     "Render SynthFace and write it as an ImageFolder."
     if not 32 <= ns.size <= 256: raise DeoccError(f"--size {ns.size} out of range: use 32..256")
+    check_output_dir(ns.out, ns.force)   # refuse a used --out before rendering, not after
     fs = synthface(ns.n_identities, ns.frames, ns.size, ns.seed, ns.neutral, ns.split, device=ns.device)
     out = save_faceset(fs, ns.out, force=ns.force)
     return f"wrote {len(fs)} faces ({len(fs.identities.unique())} identities x {len(fs.classes)} expressions x {ns.frames} frames) to {out}/ with meta.csv and preview.png"

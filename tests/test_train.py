@@ -82,7 +82,7 @@ def test_bad_input_fails_before_work(run_deocc, fer_dir, tmp_path):
 def test_kill_and_resume_reaches_same_step_count(fer_dir, tmp_path):
     "SIGKILL a run after its first checkpoints, resume it, and end at exactly the planned number of steps."
     out, total = tmp_path / "run", 40
-    args = [str(BIN / "deocc"), "train", "--preset", "full", "--fer", str(fer_dir), "--out", str(out), "--max-steps", str(total),
+    args = [str(BIN / "deocc"), "train", "--preset", "full", "--fer", str(fer_dir), "--out", str(out), "--max-steps", str(total), "--epochs", "100",
             "--save-every", "1", *TINY]
     p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     killed_at = None
