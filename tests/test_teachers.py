@@ -138,3 +138,18 @@ def test_tf_same_pad_matches_tensorflow_rule():
     y = tf_same_pad(x, 3, 2)
     assert y.shape == (1, 1, 113, 113) and y[0, 0, 0, 0] == 1 and y[0, 0, -1, -1] == 0
     assert tf_same_pad(torch.ones(1, 1, 15, 15), 3, 2).shape == (1, 1, 17, 17)
+
+
+def test_train_with_faceapi_teacher_runs_a_few_steps(run_deocc, tmp_path):
+    "Issue 7's acceptance: `deocc train --teacher faceapi-expression` trains on SynthFace with the ported teacher frozen."
+    import json
+    out = tmp_path / "run"
+    r = run_deocc("train", "--preset", "full", "--teacher", "faceapi-expression", "--out", out, "--size", 32,
+                  "--max-steps", 3, "--batch-size", 4, "--no-progress", check=0)
+    steps = (out / "steps.csv").read_text().strip().splitlines()
+    assert len(steps) == 1 + 3, steps                       # header + the 3 planned steps
+    header = steps[0].split(",")
+    assert "train_expr" in header or any("expr" in h for h in header), header
+    cfg = json.loads((out / "train_config.json").read_text())
+    assert json.dumps(cfg).count("faceapi-expression") >= 1
+    assert (out / "last" / "model.safetensors").stat().st_size > 0
