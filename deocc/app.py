@@ -296,12 +296,16 @@ class DemoHandlers:
     def __init__(self, models: DemoModels, out_dir: str | Path | None = None):
         self.models = models
         self.out_dir = Path(out_dir or tempfile.mkdtemp(prefix="deocc-demo-"))
+        self._pruned = 0.0
 
     def _save(self, img: torch.Tensor | np.ndarray | None, what: str) -> str | None:
         "Write a PNG under a fresh name, atomically; handlers return paths, never arrays (see below)."
         if img is None: return None
-        for old in self.out_dir.glob("*.png"):     # keep the folder small: files older than an hour go
-            if time.time() - old.stat().st_mtime > 3600: old.unlink(missing_ok=True)
+        now = time.time()
+        if now - self._pruned > 60:                # keep the folder small (files older than an hour go), once a minute
+            self._pruned = now
+            for old in self.out_dir.glob("*.png"):
+                if now - old.stat().st_mtime > 3600: old.unlink(missing_ok=True)
         if isinstance(img, np.ndarray): img = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
         return str(save_image(img, self.out_dir / f"{what}-{uuid.uuid4().hex[:12]}.png"))
 

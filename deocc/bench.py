@@ -4,26 +4,17 @@
 
 # %% ../nbs/10_bench.ipynb #83fb34ed
 from __future__ import annotations
-import json, os, platform, time, datetime
+import json, time, datetime
 from pathlib import Path
 
 import torch
 
-from .core import DeoccError, command, resolve_device, atomic_write_text
+from .core import DeoccError, command, resolve_device, atomic_write_text, machine_description
 
 # %% auto #0
 __all__ = ['run_bench', 'format_bench', 'bench_cmd']
 
 # %% ../nbs/10_bench.ipynb #20fa7327
-def _machine(dev: torch.device) -> str:
-    if dev.type == "cuda": return f"{torch.cuda.get_device_name(dev)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"): cpu = line.split(":", 1)[1].strip(); break
-    except OSError: pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
-
 def run_bench(device="cpu", size: int = 96, quick: bool = False, demo: bool = False, log=lambda s: None) -> dict:
     "All benchmark figures as a dict (see the table in `format_bench`)."
     from deocc.synth import render_speed
@@ -32,7 +23,7 @@ def run_bench(device="cpu", size: int = 96, quick: bool = False, demo: bool = Fa
     from deocc.models import create_deoccluder, restore_latency
     dev = resolve_device(device)
     n_occ, n_render, rep = (32, 32, 1) if quick else (256, 256, 3)
-    r = dict(device=str(dev), machine=_machine(dev), size=size, date=datetime.date.today().isoformat(), quick=quick)
+    r = dict(device=str(dev), machine=machine_description(dev), size=size, date=datetime.date.today().isoformat(), quick=quick)
     log("rendering"); r["synth_faces_per_s"] = render_speed(n_render, size, dev, repeats=rep)
     log("occluders"); occ = {}
     for k in tuple(OCCLUDER_KINDS) + ("mixed",): occ[k] = occlusion_speed(k, n=n_occ, size=size, device=dev)

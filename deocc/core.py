@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #011074fa
 from __future__ import annotations
-import json, os, random, shutil, tempfile, contextlib, warnings
+import json, os, platform, random, shutil, tempfile, contextlib, warnings
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -16,10 +16,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # %% auto #0
 __all__ = ['EXPRESSIONS', 'NEUTRAL', 'LANDMARK_NAMES', 'CANONICAL_LANDMARKS', 'IMAGE_EXTENSIONS', 'MAX_IMAGE_PIXELS',
            'WEIGHTS_DIR', 'COMMANDS', 'DeoccError', 'class_names', 'canonical_landmarks', 'resolve_device',
-           'seed_everything', 'make_generator', 'FaceSet', 'split_by_identity', 'kfold_by_identity',
-           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'pil_to_rgb', 'load_image',
-           'to_uint8', 'save_image', 'image_grid', 'show_grid', 'check_writable', 'check_output_dir', 'save_faceset',
-           'load_imagefolder', 'bundled_names', 'bundled_path', 'command']
+           'seed_everything', 'make_generator', 'machine_description', 'FaceSet', 'split_by_identity',
+           'kfold_by_identity', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_dir',
+           'pil_to_rgb', 'load_image', 'to_uint8', 'save_image', 'image_grid', 'show_grid', 'check_writable',
+           'check_output_dir', 'save_faceset', 'load_imagefolder', 'bundled_names', 'bundled_path', 'command']
 
 # %% ../nbs/00_core.ipynb #643a6ede
 class DeoccError(ValueError):
@@ -69,6 +69,18 @@ def seed_everything(seed: int) -> None:
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     "A `torch.Generator` on `device`, seeded with `seed`."
     return torch.Generator(device=device).manual_seed(int(seed))
+
+# %% ../nbs/00_core.ipynb #94a4e1d8
+def machine_description(device: str | torch.device = "cpu") -> str:
+    "CPU model, cores, torch version and threads (or the CUDA device name) for results and benchmark reports."
+    dev = torch.device(device)
+    if dev.type == "cuda": return f"{torch.cuda.get_device_name(dev)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"): cpu = line.split(":", 1)[1].strip(); break
+    except OSError: pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 # %% ../nbs/00_core.ipynb #6eecd84e
 @dataclass

@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 import kornia
 
+from .train import _floats
 from .core import (DeoccError, EXPRESSIONS, FaceSet, atomic_write_json, atomic_write_text, atomic_write_bytes,
-                        resolve_device, make_generator, seed_everything, show_grid, image_grid, save_image)
+                        resolve_device, make_generator, seed_everything, show_grid, image_grid, save_image,
+                        machine_description)
 
 # %% auto #0
 __all__ = ['METHOD_NAMES', 'POSTER', 'REPRODUCE_PRESETS', 'BUNDLE', 'confusion_matrix', 'accuracy', 'psnr', 'ssim', 'aggregate',
@@ -87,7 +89,7 @@ def _grouped(pred: torch.Tensor, target: torch.Tensor, groups: Sequence) -> dict
         out[str(g)] = accuracy(pred[idx], target[idx])
     return out
 
-def _float(x: torch.Tensor) -> torch.Tensor: return x.float() / 255 if x.dtype == torch.uint8 else x.float()
+def _float(x: torch.Tensor) -> torch.Tensor: return _floats(x, "cpu")   # uint8 or float → float in [0, 1], on the CPU
 
 def evaluate_methods(test: FaceSet,                 # occluded test set from `occlusion_protocol` (meta: clean, mask, kind, level)
                      fer, judge=None,               # training FER (frozen) and independent judge
@@ -312,7 +314,7 @@ def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results",
     wall = time.time() - t_start
     stage_s = sum(json.loads((out / f"seed{s}" / st / "done.json").read_text()).get("seconds", 0)
                   for s in cfg.seeds for st in ("fer", "judge", "fer_occ", "no_expr", "full"))
-    meta = {"seeds": list(cfg.seeds), "device": str(dev), "wall_time_s": round(wall, 1), "machine": _machine(dev),
+    meta = {"seeds": list(cfg.seeds), "device": str(dev), "wall_time_s": round(wall, 1), "machine": machine_description(dev),
             "training_time_min (sum of all stages, as first run)": round(stage_s / 60, 1),
             "test set": f"{len(test)} faces of {len(test.identities.unique())} held-out identities x {cfg.variants} occlusions = {len(test_occ)} images"}
     result = dict(config=asdict(cfg), meta=meta, aggregate=agg, runs=runs)
@@ -321,11 +323,6 @@ def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results",
     _save_figures(agg, out)
     log(f"wrote {out}/results.json, results.md, samples.png, accuracy_vs_coverage.png, confusion.png in {wall / 60:.1f} min")
     return result
-
-def _machine(dev) -> str:
-    import platform
-    if dev.type == "cuda": return torch.cuda.get_device_name(dev)
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
 
 def _save_figures(agg: dict, out: Path):
     import matplotlib; import matplotlib.pyplot as plt
@@ -401,11 +398,10 @@ def _expect(model: torch.nn.Module, name, option: str, deoccluder: bool) -> torc
 def evaluate_folder(data: str | Path, deoccluder="synthface-full", fer="synthface-fer", clean: str | Path | None = None,
                     judge: str | None = None, size: int = 96, device="cpu", batch_size: int = 64) -> dict:
     "Accuracy of the FER on occluded vs restored faces of an ImageFolder (+ PSNR against `clean`, + a judge)."
-    from deocc.core import load_imagefolder
+    from deocc.core import load_imagefolder, _common_side
     dev = resolve_device(device)
-    occ = load_imagefolder(data)
-    orig = occ.size
-    if orig != size: occ = load_imagefolder(data, size=size)
+    occ = load_imagefolder(data, size=size)
+    orig = _common_side([Path(data) / f for f in occ.meta["files"]])   # headers only: the size the files had
     g = _expect(pretrained(deoccluder, dev), deoccluder, "--deoccluder", True)
     f = _expect(pretrained(fer, dev), fer, "--fer", False)
     if getattr(g, "mode", "blind") == "guided": raise DeoccError("a guided de-occluder needs masks; evaluate uses blind de-occluders (e.g. synthface-full)")

@@ -370,7 +370,7 @@ def expression_sheet(identity_seed: int = 0, intensities: Sequence[float] = (0.3
     names = class_names(neutral); k = len(intensities)
     labels = torch.arange(len(names)).repeat_interleave(k)
     inten = torch.tensor(list(intensities) * len(names), dtype=torch.float)
-    au = expression_aus(labels, inten, ids["au_bias"][[0] * len(labels)] * 0, neutral=neutral)
+    au = expression_aus(labels, inten, neutral=neutral)   # the prototypes themselves: no resting bias, no noise
     idx = torch.zeros(len(labels), dtype=torch.long)
     img, _, _ = render_faces(sample_params(ids, idx, cfg, make_generator(0)), au, size)
     return img, [f"{names[l]} {i:.2f}" for l, i in zip(labels.tolist(), inten.tolist())]
