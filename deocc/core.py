@@ -70,7 +70,7 @@ def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gener
     "A `torch.Generator` on `device`, seeded with `seed`."
     return torch.Generator(device=device).manual_seed(int(seed))
 
-# %% ../nbs/00_core.ipynb #b887e4f9
+# %% ../nbs/00_core.ipynb #a58c7a5d
 def machine_description(device: str | torch.device = "cpu") -> str:
     "CPU model, cores, torch version and threads (or the CUDA device name) for results and benchmark reports."
     dev = torch.device(device)
