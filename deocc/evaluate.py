@@ -22,7 +22,7 @@ from .core import (DeoccError, EXPRESSIONS, FaceSet, atomic_write_json, atomic_w
 __all__ = ['METHOD_NAMES', 'POSTER', 'REPRODUCE_PRESETS', 'BUNDLE', 'confusion_matrix', 'accuracy', 'psnr', 'ssim', 'aggregate',
            'fmt_ms', 'evaluate_methods', 'results_markdown', 'plot_accuracy_vs_coverage', 'plot_confusions',
            'ReproduceConfig', 'occluded_test_set', 'reproduce', 'save_sample_grid', 'bundle', 'pretrained',
-           'evaluate_folder', 'reproduce_cmd', 'evaluate_cmd']
+           'evaluate_folder', 'override', 'reproduce_command', 'reproduce_cmd', 'evaluate_cmd']
 
 # %% ../nbs/07_evaluate.ipynb #a24a6c0f
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -214,17 +214,19 @@ class ReproduceConfig:
     test_seed: int = 1234                    # the occluded test set: same faces and occluders for every method and seed
     fer: str = "tiny"                        # FER preset (training FER and D)
     fer_epochs: int = 15
-    judge_backbone: str = "test_convnext"    # independent judge: another timm backbone (a ConvNeXt, not an EfficientNet) ...
+    judge_backbone: str = "resnet10t"        # independent judge: another timm backbone (a ResNet, not an EfficientNet) ...
     judge_seed_offset: int = 1000            # ... and another seed
+    judge_epochs: int = 15                   # the judge's own training budget
     occ_fer_p: float = 0.75                  # D: probability that a training face is occluded
     deocc: str = "tiny"                      # de-occluder preset
-    deocc_epochs: int = 2
+    deocc_epochs: int = 2                    # epochs of B and of C ...
+    deocc_pretrain_epochs: int = 2           # ... after this many shared epochs without L_expr (0: both from scratch)
     deocc_occlusion: str = "variants"        # "variants" (poster) or "continuous"
     batch_size: int = 32
 
 REPRODUCE_PRESETS = {
-    "full": ReproduceConfig(deocc_epochs=2),                            # the README's table: 3 seeds
-    "quick": ReproduceConfig(seeds=(0,), fer_epochs=8, deocc_epochs=1),  # the README's main job: ~15 min on 2 CPU cores
+    "full": ReproduceConfig(),                                          # the README's table: 3 seeds
+    "quick": ReproduceConfig(seeds=(0,), fer_epochs=8, judge_epochs=8, deocc_pretrain_epochs=1, deocc_epochs=1),  # README's main job
 }
 
 # %% ../nbs/07_evaluate.ipynb #5fe0232d
@@ -267,7 +269,7 @@ def _train_stage(folder: Path, train_fn, log) -> torch.nn.Module:
     return model
 
 def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results", device="cpu",
-              progress: bool = True, log=print) -> dict:
+              progress: bool = True, log=print, command: str | None = None) -> dict:
     "Run the experiment (resumable), write results.json, results.md and figures to `out`; returns the aggregate."
     from deocc.train import train_fer, train_deoccluder, fer_train_config, train_preset
     from deocc.models import FERConfig
@@ -289,14 +291,22 @@ def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results",
         sd = out / f"seed{seed}"; log(f"seed {seed}")
         fer_cfg = fer_train_config(cfg.fer, epochs=cfg.fer_epochs, seed=seed)
         fer = _train_stage(sd / "fer", lambda **kw: train_fer(train, val, fer_cfg, device=dev, progress=progress, **kw), log)
-        judge_cfg = replace(fer_cfg, model=replace(fer_cfg.model, backbone=cfg.judge_backbone), seed=seed + cfg.judge_seed_offset)
+        judge_cfg = replace(fer_cfg, model=replace(fer_cfg.model, backbone=cfg.judge_backbone), seed=seed + cfg.judge_seed_offset,
+                            epochs=cfg.judge_epochs)
         judge = _train_stage(sd / "judge", lambda **kw: train_fer(train, val, judge_cfg, device=dev, progress=progress, **kw), log)
         occ = dict(kind=cfg.kind, coverage=(min(cfg.levels), max(cfg.levels)), p=cfg.occ_fer_p)
         fer_occ = _train_stage(sd / "fer_occ", lambda **kw: train_fer(train, val, fer_cfg, device=dev, occlusion=occ, progress=progress, **kw), log)
+        def deocc_cfg(preset, epochs, init=None):
+            return train_preset(preset, cfg.deocc, epochs=epochs, seed=seed, batch_size=cfg.batch_size, init=init,
+                                occlusion=cfg.deocc_occlusion, variants=cfg.variants, levels=tuple(cfg.levels), occ_kind=cfg.kind)
+        init = None
+        if cfg.deocc_pretrain_epochs:   # one pixel + adversarial de-occluder, the common start of B and C
+            pc = deocc_cfg("no_expr", cfg.deocc_pretrain_epochs)
+            _train_stage(sd / "pretrain", lambda **kw: train_deoccluder(train, fer, pc, val, device=dev, progress=progress, **kw), log)
+            init = str(sd / "pretrain" / "final")
         models = {}
         for preset in ("no_expr", "full"):
-            tc = train_preset(preset, cfg.deocc, epochs=cfg.deocc_epochs, seed=seed, batch_size=cfg.batch_size,
-                              occlusion=cfg.deocc_occlusion, variants=cfg.variants, levels=tuple(cfg.levels), occ_kind=cfg.kind)
+            tc = deocc_cfg(preset, cfg.deocc_epochs, init)
             models[preset] = _train_stage(sd / preset, lambda **kw: train_deoccluder(train, fer, tc, val, device=dev, progress=progress, **kw), log)
         ev_file = sd / "eval.json"
         if ev_file.exists(): res = json.loads(ev_file.read_text())
@@ -313,13 +323,14 @@ def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results",
     agg["confusion_sum"] = {m: torch.stack([torch.tensor(r["confusion"][m]) for r in runs]).sum(0).tolist() for m in runs[0]["confusion"]}
     wall = time.time() - t_start
     stage_s = sum(json.loads((out / f"seed{s}" / st / "done.json").read_text()).get("seconds", 0)
-                  for s in cfg.seeds for st in ("fer", "judge", "fer_occ", "no_expr", "full"))
+                  for s in cfg.seeds for st in ("fer", "judge", "fer_occ", "pretrain", "no_expr", "full")
+                  if (out / f"seed{s}" / st / "done.json").exists())
     meta = {"seeds": list(cfg.seeds), "device": str(dev), "wall_time_s": round(wall, 1), "machine": machine_description(dev),
             "training_time_min (sum of all stages, as first run)": round(stage_s / 60, 1),
             "test set": f"{len(test)} faces of {len(test.identities.unique())} held-out identities x {cfg.variants} occlusions = {len(test_occ)} images"}
     result = dict(config=asdict(cfg), meta=meta, aggregate=agg, runs=runs)
     atomic_write_json(out / "results.json", result)
-    atomic_write_text(out / "results.md", results_markdown(agg, meta=meta, command=f"deocc reproduce {'--quick ' if cfg == REPRODUCE_PRESETS['quick'] else ''}--out {out}"))
+    atomic_write_text(out / "results.md", results_markdown(agg, meta=meta, command=command or reproduce_command(cfg, out)))
     _save_figures(agg, out)
     log(f"wrote {out}/results.json, results.md, samples.png, accuracy_vs_coverage.png, confusion.png in {wall / 60:.1f} min")
     return result
@@ -438,8 +449,43 @@ def evaluate_folder(data: str | Path, deoccluder="synthface-full", fer="synthfac
 # %% ../nbs/07_evaluate.ipynb #9ce72af7
 from .core import command
 
+def override(cfg, settings: Sequence[str], option: str = "--set"):
+    """`cfg` (a config dataclass) with `KEY=VALUE` settings applied; values are JSON (`fer_epochs=3`, `levels=[0.2,0.4]`)
+    or text, tuples also comma-separated (`seeds=0,1`). Unknown keys and wrong types are named in a `DeoccError`."""
+    from dataclasses import fields
+    known = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    kw = {}
+    for item in settings:
+        k, sep, v = item.partition("="); k = k.strip().replace("-", "_")
+        if not sep or k not in known: raise DeoccError(f"{option} {item!r}: expected KEY=VALUE with KEY one of: {', '.join(known)}")
+        cur = known[k]
+        def parse(text):
+            try: return json.loads(text)
+            except json.JSONDecodeError: return text
+        val = parse(v)
+        if isinstance(cur, tuple):
+            val = tuple(val) if isinstance(val, list) else tuple(parse(s) for s in v.split(",")) if isinstance(val, str) else (val,)
+            bad = [x for x in val if not isinstance(x, (int, float)) or isinstance(x, bool)] if cur and isinstance(cur[0], (int, float)) else []
+        elif isinstance(cur, bool): bad = [] if isinstance(val, bool) else [val]
+        elif isinstance(cur, float): bad = [] if isinstance(val, (int, float)) and not isinstance(val, bool) else [val]; val = float(val) if not bad else val
+        elif isinstance(cur, int): bad = [] if isinstance(val, int) and not isinstance(val, bool) else [val]
+        else: val = str(v) if isinstance(cur, str) else val; bad = []
+        if bad: raise DeoccError(f"{option} {item!r}: {k} takes {type(cur).__name__} values like {cur!r}")
+        kw[k] = val
+    return replace(cfg, **kw)
+
+def reproduce_command(cfg: ReproduceConfig, out: str | Path) -> str:
+    "The `deocc reproduce` command line that runs `cfg` into `out`: the preset plus a `--set` for every field that differs."
+    base = min(REPRODUCE_PRESETS, key=lambda n: sum(getattr(cfg, f) != getattr(REPRODUCE_PRESETS[n], f) for f in asdict(cfg)))
+    diff = [f"--set {f}={json.dumps(v) if not isinstance(v, (tuple, str)) else (','.join(map(str, v)) if isinstance(v, tuple) else v)}"
+            for f, v in asdict(cfg).items() if v != asdict(REPRODUCE_PRESETS[base])[f]]
+    return " ".join(["deocc reproduce"] + (["--quick"] if base == "quick" else []) + diff + [f"--out {out}"])
+
 def _reproduce_args(p):
     p.add_argument("--quick", action="store_true", help="one seed, 8 FER epochs, 1 de-occluder epoch (~15 min on 2 CPU cores)")
+    p.add_argument("--data", default=None, help="dataset spec (default synth: SynthFace); any deocc.data spec, e.g. oulu-casia:/path")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a ReproduceConfig field (repeatable), e.g. --set deocc_epochs=4 --set seeds=0,1")
     p.add_argument("--out", default="results", help="results folder (resumable: finished stages are reused)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the preset's)")
@@ -455,6 +501,8 @@ def reproduce_cmd(ns) -> str:
     if ns.seeds:
         try: cfg = replace(cfg, seeds=tuple(int(s) for s in ns.seeds.split(",")))
         except ValueError: raise DeoccError(f"--seeds must be comma-separated integers, got {ns.seeds!r}") from None
+    if ns.data: cfg = replace(cfg, data=ns.data)
+    cfg = override(cfg, ns.set)
     out = Path(ns.out)
     if out.exists() and not out.is_dir(): raise DeoccError(f"{out}: exists and is not a folder; choose another --out")
     if ns.force and out.exists(): shutil.rmtree(out)

@@ -27,8 +27,8 @@ from .losses import LossConfig, LOSS_PRESETS, freeze, is_frozen, generator_loss,
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'FERTrainConfig', 'TrainConfig', 'train_preset', 'fer_train_config', 'step_generator',
            'epoch_batches', 'seeded', 'flatten_state', 'unflatten_state', 'History', 'fit', 'check_replicas', 'augment',
-           'occlude_batch', 'predict_proba', 'restore_all', 'accuracy', 'psnr_in_mask', 'train_fer', 'DeoccStep',
-           'train_deoccluder', 'fer_speed', 'train_step_speed', 'train_fer_cmd', 'train_cmd']
+           'occlude_batch', 'predict_proba', 'restore_all', 'accuracy', 'psnr_in_mask', 'train_fer', 'init_weights',
+           'DeoccStep', 'train_deoccluder', 'fer_speed', 'train_step_speed', 'train_fer_cmd', 'train_cmd']
 
 # %% ../nbs/06_train.ipynb #0c4dff07
 @dataclass
@@ -60,6 +60,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     disc: DiscConfig = field(default_factory=DiscConfig)
     teacher: str = "deocc-fer"            # frozen FER for L_expr: our FER checkpoint (--fer) or a deocc.teachers name
+    init: str | None = None               # start from this de-occluder's weights (checkpoint folder or bundled name): fine-tuning
     epochs: int = 10
     max_steps: int | None = None          # stop after this many steps (None: epochs × steps per epoch)
     batch_size: int = 32
@@ -415,13 +416,29 @@ def train_fer(train: FaceSet, val: FaceSet | None = None, cfg: FERTrainConfig | 
     finally:
         if created: dist.destroy_process_group()
 
+# %% ../nbs/06_train.ipynb #e9e54556
+def init_weights(g: Deoccluder, init: str | Path) -> Deoccluder:
+    "Load the weights of the de-occluder checkpoint `init` (folder or bundled name) into `g`, whose config must match."
+    from deocc.core import bundled_names, bundled_path
+    p = Path(init)
+    if not p.exists() and str(init) in bundled_names(): p = bundled_path(str(init))
+    meta = read_checkpoint_config(p)
+    if meta["type"] != Deoccluder._type: raise DeoccError(f"init {init}: is a {meta['type']!r} checkpoint, not a de-occluder")
+    theirs, ours = meta["config"], json.loads(json.dumps(config_to_dict(g.config)))
+    diff = [f"{k}={theirs.get(k)!r} (run: {v!r})" for k, v in ours.items() if theirs.get(k) != v]
+    if diff: raise DeoccError(f"init {init}: another architecture: {', '.join(diff)}; train with matching --model/--mode or drop --init")
+    load_state_strict(g, read_weights(p), f"init {init}")
+    return g
+
 # %% ../nbs/06_train.ipynb #89e1ee10
 class DeoccStep:
     "De-occluder + discriminator + optimisers, and one alternating D/G update on a batch."
     def __init__(self, cfg: TrainConfig, fer: nn.Module | None, device: torch.device, rank: int = 0, world: int = 1):
         self.cfg, self.dev = cfg, device
         with seeded(cfg.seed):
-            self.g = create_deoccluder(cfg.model).to(device)
+            self.g = create_deoccluder(cfg.model)
+            if cfg.init: init_weights(self.g, cfg.init)
+            self.g = self.g.to(device)
             self.d = create_discriminator(cfg.disc).to(device) if cfg.loss.lambda_adv > 0 else None
         self.fer = freeze(fer.to(device)) if fer is not None else None
         self.g_net = DDP(self.g) if world > 1 else self.g
@@ -548,24 +565,17 @@ def train_step_speed(cfg: TrainConfig | None = None, batch: int = 32, size: int 
     return sorted(times)[len(times) // 2], _peak_memory(dev)
 
 # %% ../nbs/06_train.ipynb #7b79b893
-def _load_data(spec: str, size: int, seed: int) -> tuple[FaceSet, FaceSet]:
-    "(train, validation) FaceSets for a --data spec, split by identity; `deocc.data.load_dataset` does the reading."
-    from deocc.core import load_imagefolder, split_by_identity
-    try: from deocc.data import load_dataset
-    except ImportError: load_dataset = None
-    if load_dataset is None:
-        if spec.split(":")[0] == "synth":
-            from deocc.synth import synthface
-            fs = synthface(size=size, seed=seed)
-        else: fs = load_imagefolder(spec.removeprefix("imagefolder:"), size)
-    else:
-        if spec.split(":")[0] != "synth" and ":" not in spec.split("/")[0] and Path(spec).exists(): spec = f"imagefolder:{spec}"
-        if spec.split(":")[0] != "synth":       # datasets with an official split keep it
-            return load_dataset(spec, split="train", size=size, seed=seed), load_dataset(spec, split="test", size=size, seed=seed)
-        fs = load_dataset(spec, split="all", size=size, seed=seed)   # render SynthFace once, split like synthface(split=...)
-    _check_data(fs)
-    tr, te = split_by_identity(fs.identities, 0.2, seed)
-    return fs.subset(tr), fs.subset(te)
+def _load_data(spec: str, size: int, seed: int, val_fraction: float = 0.15) -> tuple[FaceSet, FaceSet]:
+    """(train, validation) FaceSets for a --data spec: the dataset's training split (official, or subject-independent
+    with `seed`), with `val_fraction` of its identities held out for validation and best-checkpoint selection. The test
+    split is never read, so `deocc evaluate` on it (e.g. `deocc synth --split test`) stays a clean test."""
+    from deocc.core import split_by_identity
+    from deocc.data import load_dataset
+    if spec.split(":")[0] != "synth" and ":" not in spec.split("/")[0] and Path(spec).exists(): spec = f"imagefolder:{spec}"
+    train = load_dataset(spec, split="train", size=size, seed=seed)
+    _check_data(train)
+    tr, va = split_by_identity(train.identities, val_fraction, seed + 1)
+    return train.subset(tr), train.subset(va)
 
 def _common_args(p):
     p.add_argument("--data", default="synth", help="training data: synth, imagefolder:/path or a folder of <expression>/<image>")
@@ -607,15 +617,18 @@ def train_fer_cmd(ns) -> str:
 def _train_args(p):
     _common_args(p)
     p.add_argument("--preset", default="full", choices=TRAIN_PRESETS, help="full (poster's model C) or no_expr (model B, λ_expr = 0)")
-    p.add_argument("--fer", default=None, help="FER checkpoint folder from `deocc train-fer` (a run folder means its best/)")
+    p.add_argument("--fer", default=None, help="FER checkpoint folder from `deocc train-fer` (a run folder means its best/) or bundled name (synthface-fer)")
     p.add_argument("--teacher", default="deocc-fer", help="frozen classifier for L_expr: deocc-fer (= --fer) or a deocc.teachers name")
     p.add_argument("--mode", default="blind", choices=["blind", "guided", "blind_mask"], help="de-occluder input mode")
     p.add_argument("--model", default="tiny", choices=sorted(DEOCC_PRESETS), help="de-occluder size preset")
     p.add_argument("--occlusion", default="continuous", choices=["continuous", "variants"], help="occluder sampling protocol")
+    p.add_argument("--init", default=None, help="start from this de-occluder (checkpoint folder or bundled name, e.g. synthface-full): fine-tune")
 
 def _load_fer(path: str | None) -> nn.Module | None:
+    from deocc.core import bundled_names, bundled_path
     if path is None: return None
     p = Path(path)
+    if not p.exists() and path in bundled_names(): p = bundled_path(path)   # e.g. synthface-fer
     if (p / "best" / "config.json").exists() and not (p / "config.json").exists(): p = p / "best"
     if not p.exists(): raise DeoccError(f"--fer {path}: no such FER checkpoint; train one with `deocc train-fer --out {path}`")
     m = load_model(p)
@@ -626,7 +639,7 @@ def _load_fer(path: str | None) -> nn.Module | None:
 def train_cmd(ns) -> str:
     "Train a de-occluder with a frozen FER; the best checkpoint (FER accuracy on restored validation faces) is written to OUT/best."
     if ns.teacher == "deocc-fer" and ns.fer is None: raise DeoccError("deocc train needs --fer DIR (a `deocc train-fer` checkpoint) or --teacher NAME")
-    cfg = train_preset(ns.preset, ns.model, mode=ns.mode, teacher=ns.teacher, occlusion=ns.occlusion, **_overrides(ns))
+    cfg = train_preset(ns.preset, ns.model, mode=ns.mode, teacher=ns.teacher, occlusion=ns.occlusion, init=ns.init, **_overrides(ns))
     dev = resolve_device(ns.device)
     fer = _load_fer(ns.fer) if ns.teacher == "deocc-fer" else None
     train, val = _load_data(ns.data, ns.size, ns.seed)

@@ -6,7 +6,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-DATA = ["--data", "synth:n_identities=10,frames=1"]                # 60 faces: 48 train, 12 validation (split by identity)
+DATA = ["--data", "synth:n_identities=10,frames=1"]                # 60 faces: 8 training identities (42 train, 6 validation faces)
 TINY = [*DATA, "--size", "48", "--batch-size", "16", "--no-progress"]   # small faces and batches keep every run to seconds
 
 
@@ -46,7 +46,8 @@ def test_train_deoccluder_cli(run_deocc, fer_dir, tmp_path):
     meta = json.loads((out / "best" / "config.json").read_text())
     assert meta["type"] == "deoccluder" and meta["config"]["mode"] == "blind"
     tc = json.loads((out / "best" / "train_config.json").read_text())
-    assert tc["loss"]["lambda_expr"] == 1.0 and tc["preset"] == "full"
+    from deocc.losses import LOSS_PRESETS
+    assert tc["loss"]["lambda_expr"] == LOSS_PRESETS["full"].lambda_expr > 0 and tc["preset"] == "full"
     steps = _steps(out)
     assert len(steps) == 2 and {"expr", "pixel", "adv", "d", "total"} <= set(steps[0])
     # model B: no L_expr term at all, guided mode
@@ -55,6 +56,27 @@ def test_train_deoccluder_cli(run_deocc, fer_dir, tmp_path):
     tc = json.loads((out_b / "last" / "train_config.json").read_text())
     assert tc["loss"]["lambda_expr"] == 0.0 and tc["model"]["mode"] == "guided"
     assert "expr" not in _steps(out_b)[0] or _steps(out_b)[0]["expr"] == ""
+
+
+def test_fine_tune_bundled_model_on_own_data(run_deocc, tmp_path):
+    "A user adapts the bundled de-occluder to their faces: --fer and --init take bundled names; training starts from its weights."
+    from deocc.core import bundled_path
+    from deocc.models import read_weights
+    out = tmp_path / "ft"
+    r = run_deocc("train", "--fer", "synthface-fer", "--init", "synthface-full", "--out", out, "--max-steps", "1",
+                  "--data", "synth:n_identities=4,frames=1", "--batch-size", "4", "--no-progress", check=0)
+    assert "train --preset full: 1 steps" in r.stdout
+    tc = json.loads((out / "last" / "train_config.json").read_text())
+    assert tc["init"] == "synthface-full"
+    start, tuned = read_weights(bundled_path("synthface-full")), read_weights(out / "last")
+    assert start.keys() == tuned.keys()
+    # one Adam step from the bundled weights: each weight moved, by at most the learning rate (BN running stats aside)
+    weights = [k for k in start if start[k].is_floating_point() and "running_" not in k]
+    step = max((tuned[k].float() - start[k].float()).abs().max().item() for k in weights)
+    assert 0 < step <= tc["lr"] * 1.01, step
+    r = run_deocc("train", "--fer", "synthface-fer", "--init", "synthface-full", "--mode", "guided", "--out", tmp_path / "x",
+                  "--max-steps", "1", "--data", "synth:n_identities=4,frames=1", "--no-progress", check=2)
+    assert "another architecture" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_bad_input_fails_before_work(run_deocc, fer_dir, tmp_path):
