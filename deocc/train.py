@@ -574,6 +574,9 @@ def _load_data(spec: str, size: int, seed: int, val_fraction: float = 0.15) -> t
     if spec.split(":")[0] != "synth" and ":" not in spec.split("/")[0] and Path(spec).exists(): spec = f"imagefolder:{spec}"
     train = load_dataset(spec, split="train", size=size, seed=seed)
     _check_data(train)
+    if len(train.identities.unique()) < 2:
+        raise DeoccError(f"{spec}: its training split has {len(train.identities.unique())} identity; training needs at least 2 "
+                         "(one is held out for validation): add subjects (meta.csv identity column) or drop meta.csv (one identity per image)")
     tr, va = split_by_identity(train.identities, val_fraction, seed + 1)
     return train.subset(tr), train.subset(va)
 

@@ -19,3 +19,16 @@ def run_deocc():
         if check is not None: assert r.returncode == check, f"exit {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
         return r
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpts(tmp_path_factory):
+    """Untrained tiny checkpoints, seeded: a FER `fer` and de-occluders `full` (model C's place) and `no_expr` (model B's).
+    For wiring tests, not accuracy; tests that alter checkpoints copy them first."""
+    import torch
+    from deocc.models import create_fer, create_deoccluder
+    root = tmp_path_factory.mktemp("tiny_ckpts"); torch.manual_seed(0)
+    create_fer("tiny").save_pretrained(root / "fer")
+    create_deoccluder("tiny").save_pretrained(root / "full")
+    create_deoccluder("tiny").save_pretrained(root / "no_expr")
+    return root

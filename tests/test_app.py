@@ -14,20 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("DEOCC_ARTIFACTS", ROOT / "artifacts"))
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    "Tiny untrained FER, model C and model B checkpoints: wiring, not accuracy."
-    from deocc.models import create_fer, create_deoccluder
-    root = tmp_path_factory.mktemp("ckpt"); torch.manual_seed(0)
-    create_fer("tiny").save_pretrained(root / "fer")
-    create_deoccluder("tiny").save_pretrained(root / "full")
-    create_deoccluder("tiny").save_pretrained(root / "baseline")
-    return root
-
-@pytest.fixture(scope="module")
-def server(ckpts):
+def server(tiny_ckpts):
     "The demo served on loopback for this module, on a free port."
     from deocc.app import launch, _free_port
-    app, url = launch(ckpts / "fer", ckpts / "full", ckpts / "baseline", guided=False, port=_free_port(),
+    app, url = launch(tiny_ckpts / "fer", tiny_ckpts / "full", tiny_ckpts / "no_expr", guided=False, port=_free_port(),
                       block=False, quiet=True, examples=ROOT / "demo" / "examples" if (ROOT / "demo" / "examples").is_dir() else None)
     assert url.startswith("http://127.0.0.1:")
     yield url
@@ -155,14 +145,14 @@ def test_twenty_concurrent_restores(client, server, tmp_path):
     with urllib.request.urlopen(server, timeout=30) as r: assert r.status == 200
     assert client.predict("anger", 1, api_name="/new_face")[1].startswith("SynthFace face: anger")
 
-def test_demo_command_errors_and_help(run_deocc, ckpts, tmp_path):
+def test_demo_command_errors_and_help(run_deocc, tiny_ckpts, tmp_path):
     r = run_deocc("demo", "--help", check=0)
     assert "--deoccluder" in r.stdout and "--port" in r.stdout and "127.0.0.1" in r.stdout
-    r = run_deocc("demo", "--fer", tmp_path / "missing", "--deoccluder", ckpts / "full", check=2)
+    r = run_deocc("demo", "--fer", tmp_path / "missing", "--deoccluder", tiny_ckpts / "full", check=2)
     assert "no such checkpoint folder" in r.stderr and "Traceback" not in r.stderr
-    r = run_deocc("demo", "--fer", ckpts / "full", "--deoccluder", ckpts / "full", check=2)
+    r = run_deocc("demo", "--fer", tiny_ckpts / "full", "--deoccluder", tiny_ckpts / "full", check=2)
     assert "--fer needs a FER checkpoint" in r.stderr
-    r = run_deocc("demo", "--fer", ckpts / "fer", "--deoccluder", ckpts / "full", "--port", 70000, check=2)
+    r = run_deocc("demo", "--fer", tiny_ckpts / "fer", "--deoccluder", tiny_ckpts / "full", "--port", 70000, check=2)
     assert "--port 70000 out of range" in r.stderr
 
 def _driver_module():

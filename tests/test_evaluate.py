@@ -14,15 +14,8 @@ def occluded(tmp_path_factory):
     assert main(["occlude", "--src", str(root / "clean"), "--out", str(root / "occ"), "--variants", "2", "--coverage", "0.2,0.3", "--seed", "1"]) == 0
     return root
 
-@pytest.fixture(scope="module")
-def tiny_ckpts(tmp_path_factory):
-    from deocc.models import create_fer, create_deoccluder
-    root = tmp_path_factory.mktemp("ck")
-    create_fer("tiny").save_pretrained(root / "fer"); create_deoccluder("tiny").save_pretrained(root / "deocc")
-    return root
-
 def test_evaluate_json_on_synth_plus_occlude(run_deocc, occluded, tiny_ckpts):
-    r = run_deocc("evaluate", "--data", occluded / "occ", "--clean", occluded / "occ_clean", "--deoccluder", tiny_ckpts / "deocc",
+    r = run_deocc("evaluate", "--data", occluded / "occ", "--clean", occluded / "occ_clean", "--deoccluder", tiny_ckpts / "full",
                   "--fer", tiny_ckpts / "fer", "--judge", "fer-minixception", "--json", check=0)
     res = json.loads(r.stdout)
     assert KEYS <= set(res), KEYS - set(res)

@@ -139,11 +139,14 @@ def inputs(tmp_path_factory):
     return f
 
 
+N_FACES = 18   # in synth_dir
+
+
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory):
-    "12 SynthFace faces, 32 px (2 identities × 6 expressions)."
+    "18 SynthFace faces, 32 px (3 identities × 6 expressions: training holds out one for validation and one for test)."
     out = tmp_path_factory.mktemp("synth") / "faces"
-    assert_ok(cli("synth", "--out", out, "--n-identities", 2, "--frames", 1, "--size", 32))
+    assert_ok(cli("synth", "--out", out, "--n-identities", 3, "--frames", 1, "--size", 32))
     return out
 
 
@@ -155,12 +158,11 @@ def folder_with(synth_dir: Path, dest: Path, *files: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    "Tiny untrained checkpoints (wiring, not accuracy) and broken ones."
-    from deocc.models import create_fer, create_deoccluder
+def ckpts(tmp_path_factory, tiny_ckpts):
+    "Copies of the tiny untrained checkpoints (wiring, not accuracy) and broken ones made from them."
+    from deocc.models import create_deoccluder
     root = tmp_path_factory.mktemp("ckpt"); torch.manual_seed(0)
-    create_fer("tiny").save_pretrained(root / "fer")
-    create_deoccluder("tiny").save_pretrained(root / "deocc")
+    shutil.copytree(tiny_ckpts / "fer", root / "fer"); shutil.copytree(tiny_ckpts / "full", root / "deocc")
     bad = {}
     def copy(src, name): shutil.copytree(root / src, root / name); return root / name
     w = copy("deocc", "truncated") / "model.safetensors"; w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
@@ -207,21 +209,21 @@ def test_loaders_refuse_unreadable(inputs, synth_dir, tmp_path, kind):
         assert f"zz_{path.name}" in str(e.value) and hint in str(e.value)
     with pytest.warns(UserWarning, match=f"skipped 1 unreadable image.*zz_{path.name}"):
         fs = load_dataset(f"imagefolder:{src}?skip_bad=true", size=32)
-    assert len(fs) == 12 and fs.images.shape[1:] == (3, 32, 32)
+    assert len(fs) == N_FACES and fs.images.shape[1:] == (3, 32, 32)
 
 
 def test_loaders_read_odd_images_correctly(inputs, synth_dir, tmp_path):
     "A folder of 32 px faces plus every odd image: each odd one is read with the right pixels, resized like the rest."
     src = folder_with(synth_dir, tmp_path / "src", *(inputs[k][0] for k in ODD))
     fs = load_imagefolder(src)
-    assert fs.size == 32 and len(fs) == 12 + len(ODD)                  # the common size, not the 1×1 file's
+    assert fs.size == 32 and len(fs) == N_FACES + len(ODD)                  # the common size, not the 1×1 file's
     for k in ODD:
         path, expected, tol = inputs[k]
         i = fs.meta["files"].index(f"happiness/zz_{path.name}")
         want = _resize(torch.from_numpy(expected).permute(2, 0, 1), 32).int()
         assert_pixels(fs.images[i], want, max(tol, 1), k)
     ds = load_dataset(f"imagefolder:{src}", size=48)
-    assert ds.images.shape == (12 + len(ODD), 3, 48, 48)
+    assert ds.images.shape == (N_FACES + len(ODD), 3, 48, 48)
 
 
 def test_missing_paths_in_loaders(tmp_path):

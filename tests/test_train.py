@@ -88,6 +88,8 @@ def test_bad_input_fails_before_work(run_deocc, fer_dir, tmp_path):
     empty = tmp_path / "empty"; (empty / "anger").mkdir(parents=True)
     r = run_deocc("train-fer", "--out", out, *TINY, "--data", empty, check=2)
     assert "no images" in r.stderr and r.stderr.strip().count("\n") == 0
+    r = run_deocc("train-fer", "--out", out, "--data", "synth:n_identities=2,frames=1", "--size", "32", "--no-progress", check=2)
+    assert "training needs at least 2" in r.stderr and "held out for validation" in r.stderr   # 1 test + 1 train identity
     # a 7-class FER against 6-class data
     fer7 = tmp_path / "fer7"
     code = ("from deocc.models import create_fer; from deocc.core import class_names; "

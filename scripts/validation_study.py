@@ -1,0 +1,53 @@
+"""The validation study behind three settings of `deocc reproduce` (docs in nbs/07_evaluate.ipynb, "Validation study").
+
+Scores, on the *validation* identities of the full reproduce's split (never the test identities), seed 0:
+  - the de-occluder C trained from scratch (λ_expr = 1) vs fine-tuned from the shared pretrained B (λ_expr = 1 and 0.3);
+  - judge candidates: test_convnext for 15 and 40 epochs, resnet10t for 15 epochs.
+
+Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py RESULTS_DIR [VARIANT ...]
+RESULTS_DIR is a `deocc reproduce` folder whose seed0/fer and seed0/pretrain stages are done (about 25 min on 1 CPU thread
+for all variants). Prints one JSON line per variant.
+"""
+import json, sys, time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from deocc.evaluate import REPRODUCE_PRESETS, _split
+from deocc.models import load_model
+from deocc.train import fer_train_config, train_deoccluder, train_fer, train_preset
+
+VARIANTS = {   # name: (kind, settings)
+    "C_scratch_l1": ("deocc", dict(init=False, lambda_expr=1.0)),
+    "C_from_B_l1": ("deocc", dict(init=True, lambda_expr=1.0)),
+    "C_from_B_l0.3": ("deocc", dict(init=True, lambda_expr=0.3)),
+    "judge_test_convnext_15": ("judge", dict(backbone="test_convnext", epochs=15)),
+    "judge_test_convnext_40": ("judge", dict(backbone="test_convnext", epochs=40)),
+    "judge_resnet10t_15": ("judge", dict(backbone="resnet10t", epochs=15)),
+}
+
+
+def main(results: str, *names: str):
+    torch.set_num_threads(1)
+    results, cfg = Path(results), REPRODUCE_PRESETS["full"]
+    train, val, _ = _split(cfg)                       # the test identities are split off and never used here
+    fer = load_model(results / "seed0" / "fer" / "final")
+    for name in names or VARIANTS:
+        kind, s = VARIANTS[name]; t0 = time.time()
+        if kind == "judge":
+            fc = fer_train_config(cfg.fer, epochs=s["epochs"], seed=cfg.judge_seed_offset)
+            _, h = train_fer(train, val, replace(fc, model=replace(fc.model, backbone=s["backbone"])), progress=False)
+            res = dict(val_acc=[round(r["val_acc"], 3) for r in h])
+        else:
+            tc = train_preset("full", cfg.deocc, epochs=cfg.deocc_epochs, seed=0, batch_size=cfg.batch_size, occlusion=cfg.deocc_occlusion,
+                              variants=cfg.variants, levels=tuple(cfg.levels), occ_kind=cfg.kind, lambda_expr=s["lambda_expr"],
+                              init=str(results / "seed0" / "pretrain" / "final") if s["init"] else None)
+            _, h = train_deoccluder(train, fer, tc, val, progress=False)
+            res = {k: [round(r[f"val_{k}"], 4) for r in h] for k in ("acc_occluded", "acc_restored", "psnr_mask", "pixel")}
+        print(json.dumps(dict(variant=name, seconds=round(time.time() - t0), **res)), flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or any(n not in VARIANTS for n in sys.argv[2:]):
+        sys.exit(__doc__ + "\nvariants: " + ", ".join(VARIANTS))
+    main(*sys.argv[1:])
