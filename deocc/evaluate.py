@@ -13,25 +13,21 @@ import torch
 import torch.nn.functional as F
 import kornia
 
-from .train import _floats
+from .train import _floats, accuracy   # one accuracy for training and evaluation
 from .core import (DeoccError, EXPRESSIONS, FaceSet, atomic_write_json, atomic_write_text, atomic_write_bytes,
                         resolve_device, make_generator, seed_everything, show_grid, image_grid, save_image,
                         machine_description)
 
 # %% auto #0
-__all__ = ['METHOD_NAMES', 'POSTER', 'REPRODUCE_PRESETS', 'BUNDLE', 'confusion_matrix', 'accuracy', 'psnr', 'ssim', 'aggregate',
-           'fmt_ms', 'evaluate_methods', 'results_markdown', 'plot_accuracy_vs_coverage', 'plot_confusions',
-           'ReproduceConfig', 'occluded_test_set', 'reproduce', 'save_sample_grid', 'bundle', 'pretrained',
-           'evaluate_folder', 'override', 'reproduce_command', 'reproduce_cmd', 'evaluate_cmd']
+__all__ = ['METHOD_NAMES', 'POSTER', 'REPRODUCE_PRESETS', 'BUNDLE', 'confusion_matrix', 'psnr', 'ssim', 'aggregate', 'fmt_ms',
+           'evaluate_methods', 'results_markdown', 'plot_accuracy_vs_coverage', 'plot_confusions', 'ReproduceConfig',
+           'occluded_test_set', 'reproduce', 'save_sample_grid', 'bundle', 'pretrained', 'evaluate_folder', 'override',
+           'reproduce_command', 'reproduce_cmd', 'evaluate_cmd']
 
 # %% ../nbs/07_evaluate.ipynb #a24a6c0f
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
     "Counts `(n_classes, n_classes)`: rows = true label, columns = prediction."
     return torch.bincount(target.long() * n_classes + pred.long(), minlength=n_classes ** 2).view(n_classes, n_classes)
-
-def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
-    "Fraction of correct predictions (nan for an empty set)."
-    return float((pred == target).float().mean()) if len(target) else float("nan")
 
 def psnr(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     "Per-image PSNR (dB) `(B,)` between `(B, 3, H, W)` images in [0, 1]; with `mask (B, 1, H, W)` only masked pixels count."

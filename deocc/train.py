@@ -344,9 +344,11 @@ def restore_all(deoccluder: Deoccluder, images: torch.Tensor, # (N, 3, H, W) occ
         rs.append(r.cpu()); ms.append(None if m is None else m.cpu())
     return torch.cat(rs), (None if ms[0] is None else torch.cat(ms))
 
-def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
-    "Top-1 accuracy of (N, C) probabilities against (N,) labels."
-    return (probs.argmax(1) == labels.cpu()).float().mean().item()
+def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    "Top-1 accuracy of `(N, C)` scores or `(N,)` predicted classes against `(N,)` labels (nan for an empty set)."
+    if not len(labels): return float("nan")
+    if pred.ndim == 2: pred = pred.argmax(1)
+    return (pred.cpu() == labels.cpu()).float().mean().item()
 
 def psnr_in_mask(restored: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor) -> float:
     "PSNR (dB) over the occluded pixels only, pooled over the set."
