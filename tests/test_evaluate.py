@@ -30,3 +30,16 @@ def test_evaluate_out_of_the_box_with_bundled_checkpoints(run_deocc, occluded):
     res = json.loads(r.stdout)
     assert KEYS <= set(res) and res["n"] == 24
     assert res["accuracy_clean"] > 1 / 6          # the bundled FER is trained: better than chance on clean SynthFace
+
+
+def test_reproduce_takes_any_dataset_spec(run_deocc, tmp_path):
+    "`deocc reproduce --data` on a folder written by `deocc synth` (identities from its meta.csv), shrunk with --set."
+    src = tmp_path / "faces"
+    run_deocc("synth", "--out", src, "--n-identities", 6, "--frames", 1, "--size", 32, "--seed", 5, check=0)
+    sets = ["size=32", "fer_epochs=1", "judge_epochs=1", "test_fraction=0.34", "val_fraction=0.25", "batch_size=8"]
+    run_deocc("reproduce", "--quick", "--data", f"imagefolder:{src}", *[a for s in sets for a in ("--set", s)],
+              "--out", tmp_path / "r", "--no-progress", check=0)
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert res["config"]["data"] == f"imagefolder:{src}" and res["config"]["judge_epochs"] == 1
+    assert res["meta"]["test set"].startswith("12 faces of 2 held-out identities")   # 2 of the folder's 6 people
+    assert {"clean", "A", "B", "C", "D"} <= set(res["aggregate"]["accuracy"])
