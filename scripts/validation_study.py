@@ -1,7 +1,7 @@
 """The validation study behind three settings of `deocc reproduce` (docs in nbs/07_evaluate.ipynb, "Validation study").
 
 Scores, on the *validation* identities of the full reproduce's split (never the test identities), seed 0:
-  - the de-occluder C trained from scratch (λ_expr = 1) vs fine-tuned from the shared pretrained B (λ_expr = 1 and 0.3);
+  - B from scratch; C trained from scratch (λ_expr = 1) vs fine-tuned from the shared pretrained B (λ_expr = 1 and 0.3);
   - judge candidates: test_convnext for 15 and 40 epochs, resnet10t for 15 epochs.
 
 Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py RESULTS_DIR [VARIANT ...]
@@ -18,6 +18,7 @@ from deocc.models import load_model
 from deocc.train import fer_train_config, train_deoccluder, train_fer, train_preset
 
 VARIANTS = {   # name: (kind, settings)
+    "B_scratch": ("deocc", dict(init=False, lambda_expr=0.0)),   # = the reproduce's `pretrain` stage of seed 0
     "C_scratch_l1": ("deocc", dict(init=False, lambda_expr=1.0)),
     "C_from_B_l1": ("deocc", dict(init=True, lambda_expr=1.0)),
     "C_from_B_l0.3": ("deocc", dict(init=True, lambda_expr=0.3)),
