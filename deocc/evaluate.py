@@ -19,10 +19,10 @@ from .core import (DeoccError, EXPRESSIONS, FaceSet, atomic_write_json, atomic_w
                         machine_description)
 
 # %% auto #0
-__all__ = ['METHOD_NAMES', 'POSTER', 'REPRODUCE_PRESETS', 'BUNDLE', 'confusion_matrix', 'psnr', 'ssim', 'aggregate', 'fmt_ms',
-           'evaluate_methods', 'results_markdown', 'plot_accuracy_vs_coverage', 'plot_confusions', 'ReproduceConfig',
-           'occluded_test_set', 'reproduce', 'save_sample_grid', 'bundle', 'pretrained', 'evaluate_folder', 'override',
-           'reproduce_command', 'reproduce_cmd', 'evaluate_cmd']
+__all__ = ['PAIRS', 'METHOD_NAMES', 'POSTER', 'REPRODUCE_PRESETS', 'BUNDLE', 'confusion_matrix', 'psnr', 'ssim', 'aggregate',
+           'fmt_ms', 'paired_differences', 'evaluate_methods', 'results_markdown', 'plot_accuracy_vs_coverage',
+           'plot_confusions', 'ReproduceConfig', 'occluded_test_set', 'reproduce', 'save_sample_grid', 'bundle',
+           'pretrained', 'evaluate_folder', 'override', 'reproduce_command', 'reproduce_cmd', 'evaluate_cmd']
 
 # %% ../nbs/07_evaluate.ipynb #a24a6c0f
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -65,6 +65,21 @@ def fmt_ms(d: dict | float, pct: bool = True, digits: int = 1) -> str:
     if d["n"] == 0 or math.isnan(d["mean"]): return "–"
     s = f"{d['mean'] * k:.{digits}f}"
     return s + (f" ± {d['std'] * k:.{digits}f}" if d["n"] > 1 else "")
+
+# %% ../nbs/07_evaluate.ipynb #07cf199a
+PAIRS = (("C", "A"), ("C", "B"), ("B", "A"), ("C", "D"), ("C_guided", "A"))
+
+def paired_differences(runs: Sequence[dict], pairs=PAIRS) -> dict:
+    "Per-seed accuracy differences `a - b` for the training FER and the judge: {classifier: {'a-b': leaf + 'positive'}}."
+    out = {}
+    for key, name in (("accuracy", "training FER"), ("judge_accuracy", "judge")):
+        rows = {}
+        for a, b in pairs:
+            d = [r[key][a] - r[key][b] for r in runs if a in r.get(key, {}) and b in r.get(key, {})]
+            d = [x for x in d if not math.isnan(x)]
+            if d: rows[f"{a}-{b}"] = dict(aggregate(d), positive=sum(x > 0 for x in d))
+        if rows: out[name] = rows
+    return out
 
 # %% ../nbs/07_evaluate.ipynb #c1cc4bba
 def _predict(model, images: torch.Tensor, device, batch_size: int = 256) -> torch.Tensor:
@@ -156,6 +171,14 @@ def results_markdown(agg: dict, title: str = "deocc reproduce", command: str = "
         L += ["", f"## Accuracy (training FER) per {label}", "", f"| method | " + " | ".join(groups) + " |", "|---" * (len(groups) + 1) + "|"]
         for m, name in METHOD_NAMES.items():
             if m in agg[key]: L.append(f"| {m} | " + " | ".join(fmt_ms(agg[key][m][g]) for g in groups) + " |")
+    if agg.get("paired"):
+        L += ["", "## Paired differences (percentage points; same seed, same test images)", "",
+              "| difference | training FER | seeds > 0 | independent judge | seeds > 0 |", "|---|---|---|---|---|"]
+        fer, judge = agg["paired"].get("training FER", {}), agg["paired"].get("judge", {})
+        for d, f in fer.items():
+            j = judge.get(d)
+            jtxt = f"{fmt_ms(j)} | {j['positive']}/{j['n']}" if j else "– | –"
+            L.append(f"| {d.replace('-', ' − ')} | {fmt_ms(f)} | {f['positive']}/{f['n']} | {jtxt} |")
     if agg.get("restoration"):
         L += ["", "## Restoration quality (vs the clean face)", "", "| input | PSNR (dB) | PSNR in mask (dB) | SSIM | SSIM in mask |", "|---|---|---|---|---|"]
         for m, r in agg["restoration"].items():
@@ -316,6 +339,7 @@ def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results",
             save_sample_grid(test_occ, fer, models["no_expr"], models["full"], out / "samples.png", dev)
     agg = aggregate(runs)
     agg["classes"] = runs[0]["classes"]; agg["n"] = runs[0]["n"]
+    agg["paired"] = paired_differences(runs)
     agg["confusion_sum"] = {m: torch.stack([torch.tensor(r["confusion"][m]) for r in runs]).sum(0).tolist() for m in runs[0]["confusion"]}
     wall = time.time() - t_start
     stage_s = sum(json.loads((out / f"seed{s}" / st / "done.json").read_text()).get("seconds", 0)
