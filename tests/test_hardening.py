@@ -535,7 +535,7 @@ def test_train_fer_killed_mid_epoch_resumes_exactly(tmp_path):
 
 
 # the README's main job, `deocc reproduce --quick`, shrunk to seconds with --set (the same flags a user has)
-TINY_SETS = ["n_identities=6", "frames=1", "size=32", "fer_epochs=2", "test_fraction=0.34", "val_fraction=0.25", "batch_size=8"]
+TINY_SETS = ["n_identities=6", "frames=1", "size=32", "fer_epochs=2", "judge_epochs=2", "test_fraction=0.34", "val_fraction=0.25", "batch_size=8"]
 REPRODUCE = [BIN / "deocc", "reproduce", "--quick", *[a for s in TINY_SETS for a in ("--set", s)], "--no-progress", "--out"]
 STAGES = ("fer", "judge", "fer_occ", "pretrain", "no_expr", "full")
 
