@@ -5,7 +5,7 @@ Scores, on the *validation* identities of the full reproduce's split (never the 
   - judge candidates: test_convnext for 15 and 40 epochs, resnet10t for 15 epochs.
 
 Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py RESULTS_DIR [VARIANT ...]
-RESULTS_DIR is a `deocc reproduce` folder whose seed0/fer and seed0/pretrain stages are done (about 25 min on 1 CPU thread
+RESULTS_DIR is a `deocc reproduce` folder whose seed0/fer and seed0/pretrain stages are done (about 50 min on 1 CPU thread
 for all variants). Prints one JSON line per variant.
 """
 import json, sys, time
@@ -25,6 +25,8 @@ VARIANTS = {   # name: (kind, settings)
     "judge_test_convnext_15": ("judge", dict(backbone="test_convnext", epochs=15)),
     "judge_test_convnext_40": ("judge", dict(backbone="test_convnext", epochs=40)),
     "judge_resnet10t_15": ("judge", dict(backbone="resnet10t", epochs=15)),
+    # second round, after the full run's seed-2 judge stopped at 54 % on validation faces: a longer schedule, per judge seed
+    **{f"judge_resnet10t_25_seed{s}": ("judge", dict(backbone="resnet10t", epochs=25, seed=s)) for s in (0, 1, 2)},
 }
 
 
@@ -36,7 +38,7 @@ def main(results: str, *names: str):
     for name in names or VARIANTS:
         kind, s = VARIANTS[name]; t0 = time.time()
         if kind == "judge":
-            fc = fer_train_config(cfg.fer, epochs=s["epochs"], seed=cfg.judge_seed_offset)
+            fc = fer_train_config(cfg.fer, epochs=s["epochs"], seed=s.get("seed", 0) + cfg.judge_seed_offset)
             _, h = train_fer(train, val, replace(fc, model=replace(fc.model, backbone=s["backbone"])), progress=False)
             res = dict(val_acc=[round(r["val_acc"], 3) for r in h])
         else:
