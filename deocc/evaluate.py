@@ -503,7 +503,7 @@ def reproduce_command(cfg: ReproduceConfig, out: str | Path) -> str:
     return " ".join(["deocc reproduce"] + (["--quick"] if base == "quick" else []) + diff + [f"--out {out}"])
 
 def _reproduce_args(p):
-    p.add_argument("--quick", action="store_true", help="one seed, 8 FER epochs, 1 + 1 de-occluder epochs (~7 min on 2 CPU cores)")
+    p.add_argument("--quick", action="store_true", help="one seed, 8 FER epochs, 1 + 1 de-occluder epochs (~8 min on 2 CPU cores)")
     p.add_argument("--data", default=None, help="dataset spec (default synth: SynthFace); any deocc.data spec, e.g. oulu-casia:/path")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a ReproduceConfig field (repeatable), e.g. --set deocc_epochs=4 --set seeds=0,1")
