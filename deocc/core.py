@@ -19,7 +19,8 @@ __all__ = ['EXPRESSIONS', 'NEUTRAL', 'LANDMARK_NAMES', 'CANONICAL_LANDMARKS', 'I
            'seed_everything', 'make_generator', 'machine_description', 'FaceSet', 'split_by_identity',
            'kfold_by_identity', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_dir',
            'pil_to_rgb', 'load_image', 'to_uint8', 'save_image', 'image_grid', 'show_grid', 'check_writable',
-           'check_output_dir', 'save_faceset', 'load_imagefolder', 'bundled_names', 'bundled_path', 'command']
+           'check_output_dir', 'save_faceset', 'load_imagefolder', 'bundled_names', 'bundled_path', 'checkpoint_path',
+           'command']
 
 # %% ../nbs/00_core.ipynb #643a6ede
 class DeoccError(ValueError):
@@ -413,6 +414,13 @@ def bundled_path(name: str) -> Path:
     p = WEIGHTS_DIR / name
     if not (p / "config.json").exists():
         raise DeoccError(f"no bundled checkpoint {name!r}; available: {bundled_names() or 'none'} (or pass a checkpoint folder)")
+    return p
+
+# %% ../nbs/00_core.ipynb #80e623c7
+def checkpoint_path(name_or_dir: str | Path) -> Path:
+    "The checkpoint folder `name_or_dir` if that path exists, else the bundled checkpoint of that name, else the path as given."
+    p = Path(name_or_dir)
+    if not p.exists() and str(name_or_dir) in bundled_names(): return bundled_path(str(name_or_dir))
     return p
 
 # %% ../nbs/00_core.ipynb #1022cd28

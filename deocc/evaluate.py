@@ -21,8 +21,9 @@ from .core import (DeoccError, EXPRESSIONS, FaceSet, atomic_write_json, atomic_w
 # %% auto #0
 __all__ = ['PAIRS', 'METHOD_NAMES', 'POSTER', 'REPRODUCE_PRESETS', 'BUNDLE', 'confusion_matrix', 'psnr', 'ssim', 'aggregate',
            'fmt_ms', 'paired_differences', 'evaluate_methods', 'results_markdown', 'plot_accuracy_vs_coverage',
-           'plot_confusions', 'ReproduceConfig', 'occluded_test_set', 'reproduce', 'save_sample_grid', 'bundle',
-           'pretrained', 'evaluate_folder', 'override', 'reproduce_command', 'reproduce_cmd', 'evaluate_cmd']
+           'plot_confusions', 'ReproduceConfig', 'occluded_test_set', 'judge_train_config', 'deocc_train_config',
+           'reproduce', 'save_sample_grid', 'bundle', 'pretrained', 'evaluate_folder', 'override', 'reproduce_command',
+           'reproduce_cmd', 'evaluate_cmd']
 
 # %% ../nbs/07_evaluate.ipynb #a24a6c0f
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -288,11 +289,22 @@ def _train_stage(folder: Path, train_fn, log) -> torch.nn.Module:
     _mark_done(folder, dict(seconds=round(time.time() - t0, 1), last=last))
     return model
 
+def judge_train_config(cfg: ReproduceConfig, seed: int):
+    "How the independent judge of seed `seed` is trained: the FER recipe with the judge's backbone, seed and budget."
+    from deocc.train import fer_train_config
+    fc = fer_train_config(cfg.fer, epochs=cfg.judge_epochs, seed=seed + cfg.judge_seed_offset)
+    return replace(fc, model=replace(fc.model, backbone=cfg.judge_backbone))
+
+def deocc_train_config(cfg: ReproduceConfig, preset: str, seed: int, epochs: int, init: str | None = None, **overrides):
+    "How a de-occluder of the experiment (`no_expr` = B and the shared pretraining, `full` = C) is trained."
+    from deocc.train import train_preset
+    return train_preset(preset, cfg.deocc, epochs=epochs, seed=seed, batch_size=cfg.batch_size, init=init, occlusion=cfg.deocc_occlusion,
+                        variants=cfg.variants, levels=tuple(cfg.levels), occ_kind=cfg.kind, **overrides)
+
 def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results", device="cpu",
               progress: bool = True, log=print, command: str | None = None) -> dict:
     "Run the experiment (resumable), write results.json, results.md and figures to `out`; returns the aggregate."
-    from deocc.train import train_fer, train_deoccluder, fer_train_config, train_preset
-    from deocc.models import FERConfig
+    from deocc.train import train_fer, train_deoccluder, fer_train_config
     if isinstance(cfg, str):
         if cfg not in REPRODUCE_PRESETS: raise DeoccError(f"unknown reproduce preset {cfg!r}; choose from {sorted(REPRODUCE_PRESETS)}")
         cfg = REPRODUCE_PRESETS[cfg]
@@ -311,22 +323,18 @@ def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results",
         sd = out / f"seed{seed}"; log(f"seed {seed}")
         fer_cfg = fer_train_config(cfg.fer, epochs=cfg.fer_epochs, seed=seed)
         fer = _train_stage(sd / "fer", lambda **kw: train_fer(train, val, fer_cfg, device=dev, progress=progress, **kw), log)
-        judge_cfg = replace(fer_cfg, model=replace(fer_cfg.model, backbone=cfg.judge_backbone), seed=seed + cfg.judge_seed_offset,
-                            epochs=cfg.judge_epochs)
+        judge_cfg = judge_train_config(cfg, seed)
         judge = _train_stage(sd / "judge", lambda **kw: train_fer(train, val, judge_cfg, device=dev, progress=progress, **kw), log)
         occ = dict(kind=cfg.kind, coverage=(min(cfg.levels), max(cfg.levels)), p=cfg.occ_fer_p)
         fer_occ = _train_stage(sd / "fer_occ", lambda **kw: train_fer(train, val, fer_cfg, device=dev, occlusion=occ, progress=progress, **kw), log)
-        def deocc_cfg(preset, epochs, init=None):
-            return train_preset(preset, cfg.deocc, epochs=epochs, seed=seed, batch_size=cfg.batch_size, init=init,
-                                occlusion=cfg.deocc_occlusion, variants=cfg.variants, levels=tuple(cfg.levels), occ_kind=cfg.kind)
         init = None
         if cfg.deocc_pretrain_epochs:   # one pixel + adversarial de-occluder, the common start of B and C
-            pc = deocc_cfg("no_expr", cfg.deocc_pretrain_epochs)
+            pc = deocc_train_config(cfg, "no_expr", seed, cfg.deocc_pretrain_epochs)
             _train_stage(sd / "pretrain", lambda **kw: train_deoccluder(train, fer, pc, val, device=dev, progress=progress, **kw), log)
             init = str(sd / "pretrain" / "final")
         models = {}
         for preset in ("no_expr", "full"):
-            tc = deocc_cfg(preset, cfg.deocc_epochs, init)
+            tc = deocc_train_config(cfg, preset, seed, cfg.deocc_epochs, init)
             models[preset] = _train_stage(sd / preset, lambda **kw: train_deoccluder(train, fer, tc, val, device=dev, progress=progress, **kw), log)
         ev_file = sd / "eval.json"
         if ev_file.exists(): res = json.loads(ev_file.read_text())
@@ -410,12 +418,12 @@ def bundle(out: str | Path, seed: int | None = None, dest: str | Path | None = N
 def pretrained(name_or_dir: str | Path, device="cpu") -> torch.nn.Module:
     "A model by bundled name (`synthface-full`, ...), checkpoint folder, or ported teacher name (`fer-minixception`, ...)."
     from deocc.models import load_model
-    from deocc.core import bundled_names, bundled_path
+    from deocc.core import bundled_names, checkpoint_path
     from deocc.teachers import TEACHERS, create_teacher
-    p, name = Path(name_or_dir), str(name_or_dir)
-    if name in TEACHERS and not p.is_dir(): return create_teacher(name, device)   # teachers are bundled too, in their own format
+    name = str(name_or_dir)
+    if name in TEACHERS and not Path(name).is_dir(): return create_teacher(name, device)   # teachers are bundled too, in their own format
+    p = checkpoint_path(name_or_dir)
     if p.is_dir(): return load_model(p, device)
-    if name in bundled_names(): return load_model(bundled_path(name), device)
     raise DeoccError(f"{name_or_dir}: neither a checkpoint folder nor a known model; bundled: {bundled_names() or 'none'}")
 
 # %% ../nbs/07_evaluate.ipynb #4d8ffc18

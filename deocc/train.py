@@ -421,9 +421,8 @@ def train_fer(train: FaceSet, val: FaceSet | None = None, cfg: FERTrainConfig | 
 # %% ../nbs/06_train.ipynb #e9e54556
 def init_weights(g: Deoccluder, init: str | Path) -> Deoccluder:
     "Load the weights of the de-occluder checkpoint `init` (folder or bundled name) into `g`, whose config must match."
-    from deocc.core import bundled_names, bundled_path
-    p = Path(init)
-    if not p.exists() and str(init) in bundled_names(): p = bundled_path(str(init))
+    from deocc.core import checkpoint_path
+    p = checkpoint_path(init)
     meta = read_checkpoint_config(p)
     if meta["type"] != Deoccluder._type: raise DeoccError(f"init {init}: is a {meta['type']!r} checkpoint, not a de-occluder")
     theirs, ours = meta["config"], json.loads(json.dumps(config_to_dict(g.config)))
@@ -630,10 +629,9 @@ def _train_args(p):
     p.add_argument("--init", default=None, help="start from this de-occluder (checkpoint folder or bundled name, e.g. synthface-full): fine-tune")
 
 def _load_fer(path: str | None) -> nn.Module | None:
-    from deocc.core import bundled_names, bundled_path
+    from deocc.core import checkpoint_path
     if path is None: return None
-    p = Path(path)
-    if not p.exists() and path in bundled_names(): p = bundled_path(path)   # e.g. synthface-fer
+    p = checkpoint_path(path)   # a folder, or a bundled name such as synthface-fer
     if (p / "best" / "config.json").exists() and not (p / "config.json").exists(): p = p / "best"
     if not p.exists(): raise DeoccError(f"--fer {path}: no such FER checkpoint; train one with `deocc train-fer --out {path}`")
     m = load_model(p)

@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from deocc.evaluate import REPRODUCE_PRESETS, _split
+from deocc.evaluate import REPRODUCE_PRESETS, _split, deocc_train_config, judge_train_config
 from deocc.models import load_model
-from deocc.train import fer_train_config, train_deoccluder, train_fer, train_preset
+from deocc.train import train_deoccluder, train_fer
 
 VARIANTS = {   # name: (kind, settings)
     "B_scratch": ("deocc", dict(init=False, lambda_expr=0.0)),   # = the reproduce's `pretrain` stage of seed 0
@@ -37,14 +37,13 @@ def main(results: str, *names: str):
     fer = load_model(results / "seed0" / "fer" / "final")
     for name in names or VARIANTS:
         kind, s = VARIANTS[name]; t0 = time.time()
-        if kind == "judge":
-            fc = fer_train_config(cfg.fer, epochs=s["epochs"], seed=s.get("seed", 0) + cfg.judge_seed_offset)
-            _, h = train_fer(train, val, replace(fc, model=replace(fc.model, backbone=s["backbone"])), progress=False)
+        if kind == "judge":   # the reproduce's judge recipe with this backbone and budget
+            jc = judge_train_config(replace(cfg, judge_backbone=s["backbone"], judge_epochs=s["epochs"]), s.get("seed", 0))
+            _, h = train_fer(train, val, jc, progress=False)
             res = dict(val_acc=[round(r["val_acc"], 3) for r in h])
-        else:
-            tc = train_preset("full", cfg.deocc, epochs=cfg.deocc_epochs, seed=0, batch_size=cfg.batch_size, occlusion=cfg.deocc_occlusion,
-                              variants=cfg.variants, levels=tuple(cfg.levels), occ_kind=cfg.kind, lambda_expr=s["lambda_expr"],
-                              init=str(results / "seed0" / "pretrain" / "final") if s["init"] else None)
+        else:                 # the reproduce's C recipe, from scratch or from the seed-0 pretrained de-occluder
+            init = str(results / "seed0" / "pretrain" / "final") if s["init"] else None
+            tc = deocc_train_config(cfg, "full", 0, cfg.deocc_epochs, init, lambda_expr=s["lambda_expr"])
             _, h = train_deoccluder(train, fer, tc, val, progress=False)
             res = {k: [round(r[f"val_{k}"], 4) for r in h] for k in ("acc_occluded", "acc_restored", "psnr_mask", "pixel")}
         print(json.dumps(dict(variant=name, seconds=round(time.time() - t0), **res)), flush=True)
