@@ -1,7 +1,7 @@
-"""Launch the deocc web demo: `python demo/app.py [--port N] [--fer DIR] [--deoccluder DIR] [--baseline DIR] ...`.
+"""Launch the deocc web demo: `python demo/app.py [--port N] [--deoccluder DIR|NAME] [--fer DIR|NAME] [--baseline DIR|NAME|none] ...`.
 
 A thin launcher: the app lives in `deocc.app` (nbs/09_app.ipynb); this file only adds the example faces shipped beside
-it and runs the same code as `deocc demo`, with the bundled checkpoints by default.
+it and runs the same code as `deocc demo` (see `deocc demo --help`), with the bundled checkpoints by default.
 """
 import sys
 from pathlib import Path

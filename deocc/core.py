@@ -41,12 +41,12 @@ LANDMARK_NAMES: tuple[str, ...] = (
     "nose_tip", "mouth_l", "mouth_r", "mouth_top", "mouth_bottom", "chin")
 
 CANONICAL_LANDMARKS = torch.tensor([  # (x, y) as fractions of the image side; "l" is the image's left
-    [0.340, 0.400], [0.660, 0.400],                  # eye centres
-    [0.430, 0.320], [0.270, 0.330], [0.570, 0.320], [0.730, 0.330],  # brows: inner, outer
-    [0.500, 0.580],                                  # nose tip
-    [0.390, 0.740], [0.610, 0.740],                  # mouth corners
-    [0.500, 0.720], [0.500, 0.765],                  # mouth top / bottom centre
-    [0.500, 0.920]])                                 # chin
+    [0.307, 0.270], [0.693, 0.270],                  # eye centres
+    [0.399, 0.155], [0.201, 0.150], [0.601, 0.155], [0.799, 0.150],  # brows: inner, outer
+    [0.500, 0.508],                                  # nose tip
+    [0.353, 0.665], [0.647, 0.665],                  # mouth corners
+    [0.500, 0.637], [0.500, 0.699],                  # mouth top / bottom centre
+    [0.500, 0.925]])                                 # chin
 
 def canonical_landmarks(batch: int, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
     "Canonical landmarks in pixels: `(batch, 12, 2)` float, `(x, y)` order."

@@ -16,29 +16,30 @@ from .core import (DeoccError, EXPRESSIONS, NEUTRAL, class_names, LANDMARK_NAMES
                         resolve_device, split_by_identity, to_uint8)
 
 # %% auto #0
-__all__ = ['AU_NAMES', 'PROTOTYPES', 'PARTS', 'prototype_matrix', 'SynthConfig', 'sample_identities', 'expression_aus',
-           'render_faces', 'sample_params', 'random_faces', 'expression_sheet', 'synthface', 'render_speed',
-           'synth_cmd']
+__all__ = ['AU_NAMES', 'PROTOTYPES', 'IDENTITY_RANGES', 'PARTS', 'prototype_matrix', 'SynthConfig', 'sample_identities',
+           'expression_aus', 'render_faces', 'sample_params', 'random_faces', 'expression_sheet', 'face_layout',
+           'synthface', 'readability', 'render_speed', 'synth_cmd']
 
 # %% ../nbs/01_synth.ipynb #dcb9c9f9
 AU_NAMES: tuple[str, ...] = (
     "AU1_inner_brow_raise", "AU2_outer_brow_raise", "AU4_brow_lowerer", "AU5_upper_lid_raise",
-    "AU6_cheek_raise", "AU9_nose_wrinkle", "AU10_upper_lip_raise", "AU12_lip_corner_pull",
-    "AU15_lip_corner_depressor", "AU20_lip_stretch", "AU24_lip_press", "AU25_lips_part", "AU26_jaw_drop")
+    "AU6_cheek_raise", "AU7_lid_tightener", "AU9_nose_wrinkle", "AU10_upper_lip_raise", "AU12_lip_corner_pull",
+    "AU15_lip_corner_depressor", "AU17_chin_raise", "AU20_lip_stretch", "AU24_lip_press", "AU25_lips_part",
+    "AU26_jaw_drop", "AU41_lid_droop")
 _AU = {n.split("_")[0]: i for i, n in enumerate(AU_NAMES)}
 
 PROTOTYPES: dict[str, dict[str, float]] = {
-    "anger":     dict(AU4=1.0, AU5=0.55, AU24=0.9, AU15=0.15),
-    "disgust":   dict(AU9=1.0, AU10=0.85, AU15=0.45, AU4=0.35, AU6=0.3, AU25=0.15),
-    "fear":      dict(AU1=1.0, AU2=0.6, AU4=0.6, AU5=1.0, AU20=0.9, AU25=0.7, AU26=0.25),
-    "happiness": dict(AU6=0.85, AU12=1.0, AU25=0.45, AU10=0.15),
-    "sadness":   dict(AU1=1.0, AU4=0.55, AU15=1.0, AU24=0.2),
-    "surprise":  dict(AU1=1.0, AU2=1.0, AU5=0.85, AU25=0.8, AU26=0.9),
+    "anger":     dict(AU4=1.0, AU5=0.3, AU7=1.0, AU17=0.2, AU24=1.0),
+    "disgust":   dict(AU9=1.0, AU10=1.0, AU4=0.3, AU6=0.4, AU7=0.5, AU15=0.25, AU17=0.25, AU25=0.4),
+    "fear":      dict(AU1=1.0, AU2=0.7, AU4=0.6, AU5=1.0, AU7=0.8, AU20=1.0, AU25=1.0, AU26=0.2),
+    "happiness": dict(AU6=1.0, AU12=1.0, AU25=1.0),
+    "sadness":   dict(AU1=1.0, AU4=0.6, AU15=1.0, AU17=0.6, AU41=0.5),
+    "surprise":  dict(AU1=1.0, AU2=1.0, AU5=1.0, AU25=1.0, AU26=1.0),
     "neutral":   dict(),
 }
 
 def prototype_matrix(neutral: bool = False) -> torch.Tensor:
-    "Prototype AU vectors in label order: `(n_classes, 13)`."
+    "Prototype AU vectors in label order: `(n_classes, n_aus)`."
     m = torch.zeros(len(class_names(neutral)), len(AU_NAMES))
     for i, name in enumerate(class_names(neutral)):
         for au, v in PROTOTYPES[name].items(): m[i, _AU[au]] = v
@@ -53,15 +54,26 @@ class SynthConfig:
     au_noise: float = 0.08                         # per-sample additive AU noise (sd)
     idiosyncrasy: float = 0.08                     # sd of each identity's resting AU offsets
     au_jitter: float = 0.2                         # sd of multiplicative per-(identity, expression) AU jitter
-    rotation: float = 8.0                          # max |in-plane head rotation|
-    scale: tuple[float, float] = (0.92, 1.04)      # head scale range
-    shift: float = 0.04                            # max |head shift|
+    rotation: float = 5.0                          # max |in-plane head rotation| (alignment leaves little roll)
+    scale: tuple[float, float] = (0.95, 1.02)      # head scale range (the crop is tight: larger heads leave the frame)
+    shift: float = 0.025                           # max |head shift|
     blur: tuple[float, float] = (0.3, 0.9)         # gaussian blur sigma range (pixels at 96 px)
     noise: tuple[float, float] = (0.0, 0.025)      # sensor noise sd range
     hair_styles: tuple[float, float, float, float] = (0.4, 0.25, 0.27, 0.08)  # P(short, fringe, long, bald)
-    backgrounds: tuple[float, float, float] = (0.3, 0.35, 0.35)               # P(solid, gradient, noise texture)
+    backgrounds: tuple[float, float, float] = (0.3, 0.35, 0.35)               # P(solid, gradient, smooth texture)
+    background_saturation: float = 0.3             # max colourfulness of backgrounds (0: grey)
 
 # %% ../nbs/01_synth.ipynb #88e3772e
+IDENTITY_RANGES: dict[str, tuple[float, float]] = dict(   # face units: the frame spans [-1, 1], y down
+    face_w=(0.78, 0.88),     # half-width at the cheekbones
+    chin=(0.82, 0.88),       # chin y at rest
+    jaw=(0.2, 0.45),         # narrowing of the lower face towards the chin
+    eye_x=(0.365, 0.405), eye_y=(-0.49, -0.43), eye_w=(0.14, 0.165), eye_h=(0.046, 0.060), iris_r=(0.056, 0.066),
+    brow_off=(0.22, 0.27), brow_th=(0.024, 0.036), brow_arch=(0.03, 0.08),
+    nose_y=(-0.02, 0.05), nose_w=(0.16, 0.20),
+    mouth_y=(0.30, 0.36), mouth_w=(0.27, 0.32), lip_u=(0.045, 0.065), lip_l=(0.055, 0.080),
+    hairline=(-1.1, -0.92), fringe=(-0.9, -0.82),
+)
 _SKIN_LIGHT, _SKIN_DEEP = torch.tensor([0.97, 0.82, 0.71]), torch.tensor([0.33, 0.20, 0.13])
 _HAIR = torch.tensor([[0.08, 0.06, 0.05], [0.22, 0.14, 0.08], [0.42, 0.28, 0.15], [0.80, 0.66, 0.40],
                       [0.55, 0.22, 0.10], [0.62, 0.62, 0.62]])
@@ -70,38 +82,40 @@ _IRIS = torch.tensor([[0.30, 0.18, 0.08], [0.12, 0.08, 0.05], [0.25, 0.45, 0.70]
 def _u(g, n, lo, hi, *shape): return lo + (hi - lo) * torch.rand(n, *shape, generator=g)
 def _choice(g, n, probs): return torch.multinomial(torch.tensor(probs, dtype=torch.float), n, replacement=True, generator=g)
 
+def _muted(g, n, lo, hi, sat):
+    "`(n, 3)` photo-like colours: a grey level in [lo, hi] tinted towards a random hue by at most `sat`."
+    grey = _u(g, n, lo, hi)[:, None]
+    hue = torch.rand(n, 3, generator=g); hue = hue - hue.mean(1, keepdim=True)     # in [-2/3, 2/3]
+    return (grey * (1 + _u(g, n, 0, sat)[:, None] * hue)).clamp(0, 1)
+
 def sample_identities(n: int, # number of identities
                       seed: int = 0, cfg: SynthConfig | None = None) -> dict[str, torch.Tensor]:
     "Sample `n` identities' appearance parameters (CPU tensors, first dim `n`)."
     cfg = cfg or SynthConfig(); g = make_generator(seed)
+    geo = {k: _u(g, n, lo, hi) for k, (lo, hi) in IDENTITY_RANGES.items()}
     t = _u(g, n, 0, 1)[:, None]
-    skin = (_SKIN_LIGHT * (1 - t) + _SKIN_DEEP * t) * _u(g, n, 0.95, 1.05, 3)
-    hair = _HAIR[_choice(g, n, [0.3, 0.25, 0.2, 0.12, 0.07, 0.06])] * _u(g, n, 0.85, 1.15, 3)
-    lip_mix = _u(g, n, 0.25, 0.55)[:, None]
-    bg_a, bg_b = _u(g, n, 0.05, 0.95, 3), _u(g, n, 0.05, 0.95, 3)
-    return dict(
-        face_w=_u(g, n, 0.56, 0.67), face_h=_u(g, n, 0.74, 0.84), jaw=_u(g, n, 0.0, 0.22),
-        skin=skin.clamp(0, 1), hair=hair.clamp(0, 1), hair_style=_choice(g, n, cfg.hair_styles),
-        hairline=_u(g, n, -0.64, -0.52), fringe=_u(g, n, -0.50, -0.40), hair_phase=_u(g, n, 0, 2 * math.pi),
-        eye_x=_u(g, n, 0.28, 0.35), eye_y=_u(g, n, -0.24, -0.16), eye_w=_u(g, n, 0.10, 0.13), eye_h=_u(g, n, 0.045, 0.060),
-        iris=_IRIS[_choice(g, n, [0.35, 0.25, 0.15, 0.1, 0.15])] * _u(g, n, 0.85, 1.15, 3),
-        brow_off=_u(g, n, 0.13, 0.17), brow_th=_u(g, n, 0.018, 0.032), brow_arch=_u(g, n, 0.0, 0.035),
-        nose_y=_u(g, n, 0.11, 0.20), nose_w=_u(g, n, 0.065, 0.10),
-        mouth_y=_u(g, n, 0.43, 0.51), mouth_w=_u(g, n, 0.19, 0.26), lip_u=_u(g, n, 0.030, 0.045), lip_l=_u(g, n, 0.036, 0.056),
-        lip=(skin * (1 - lip_mix) + torch.tensor([0.72, 0.25, 0.27]) * lip_mix).clamp(0, 1),
-        bg_kind=_choice(g, n, cfg.backgrounds), bg_a=bg_a, bg_b=bg_b, bg_angle=_u(g, n, 0, 2 * math.pi),
-        light=_u(g, n, -1, 1, 2), light_strength=_u(g, n, 0.1, 0.35),
+    skin = ((_SKIN_LIGHT * (1 - t) + _SKIN_DEEP * t) * _u(g, n, 0.95, 1.05, 3)).clamp(0, 1)
+    hair = (_HAIR[_choice(g, n, [0.3, 0.25, 0.2, 0.12, 0.07, 0.06])] * _u(g, n, 0.85, 1.15, 1) * _u(g, n, 0.97, 1.03, 3)).clamp(0, 1)
+    lip_mix = _u(g, n, 0.25, 0.5)[:, None]
+    return dict(geo,
+        skin=skin, hair=hair, hair_style=_choice(g, n, cfg.hair_styles), hair_phase=_u(g, n, 0, 2 * math.pi),
+        iris=(_IRIS[_choice(g, n, [0.35, 0.25, 0.15, 0.1, 0.15])] * _u(g, n, 0.85, 1.15, 3)).clamp(0, 1),
+        lip=(skin * 0.85 * (1 - lip_mix) + torch.tensor([0.70, 0.28, 0.30]) * lip_mix).clamp(0, 1),
+        shirt=_muted(g, n, 0.1, 0.8, 0.5),
+        bg_kind=_choice(g, n, cfg.backgrounds), bg_a=_muted(g, n, 0.1, 0.9, cfg.background_saturation),
+        bg_b=_muted(g, n, 0.1, 0.9, cfg.background_saturation), bg_angle=_u(g, n, 0, 2 * math.pi),
+        light=_u(g, n, -1, 1, 2), light_strength=_u(g, n, 0.15, 0.4),
         au_bias=(torch.randn(n, len(AU_NAMES), generator=g) * cfg.idiosyncrasy).clamp(-0.15, 0.3),
     )
 
 # %% ../nbs/01_synth.ipynb #d32ba263
 def expression_aus(labels: torch.Tensor,      # (B,) int64 class indices
                    intensity: torch.Tensor,   # (B,) float in [0, 1]
-                   au_bias: torch.Tensor | None = None,  # (B, 13) identity resting offsets
-                   jitter: torch.Tensor | None = None,   # (B, 13) multiplicative per-(identity, expression) jitter
+                   au_bias: torch.Tensor | None = None,  # (B, n_aus) identity resting offsets
+                   jitter: torch.Tensor | None = None,   # (B, n_aus) multiplicative per-(identity, expression) jitter
                    noise: float = 0.0, neutral: bool = False,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-    "AU activations `(B, 13)` in [0, 1] for the given expressions."
+    "AU activations `(B, n_aus)` in [0, 1] for the given expressions."
     au = prototype_matrix(neutral)[labels] * intensity[:, None]
     if jitter is not None: au = au * jitter
     if au_bias is not None: au = au + au_bias
@@ -112,35 +126,53 @@ def expression_aus(labels: torch.Tensor,      # (B,) int64 class indices
 def _b(t): return t[:, None, None]   # (B,) → (B, 1, 1) for broadcasting over a crop
 
 def _ellipse(X, Y, cx, cy, a, b):
-    "Approximate signed distance to an axis-aligned ellipse."
-    k = torch.sqrt(((X - _b(cx)) / _b(a)) ** 2 + ((Y - _b(cy)) / _b(b)) ** 2 + 1e-12)
-    return (k - 1) * torch.minimum(_b(a), _b(b))
+    "Approximate signed distance to an axis-aligned ellipse (centre and semi-axes `(B,)`)."
+    u = (X - _b(cx)).mul_(_b(1 / a)); v = (Y - _b(cy)).mul_(_b(1 / b))
+    return u.mul_(u).addcmul_(v, v).sqrt_().sub_(1).mul_(_b(torch.minimum(a, b)))
 
 def _capsule(X, Y, ax, ay, bx, by, r):
     "Signed distance to a segment (a→b) of radius r."
-    px, py, vx, vy = X - _b(ax), Y - _b(ay), _b(bx - ax), _b(by - ay)
-    h = ((px * vx + py * vy) / (vx * vx + vy * vy + 1e-12)).clamp(0, 1)
-    return torch.sqrt((px - h * vx) ** 2 + (py - h * vy) ** 2 + 1e-12) - _b(r)
+    vx, vy = bx - ax, by - ay; inv = 1 / (vx * vx + vy * vy + 1e-12)
+    px, py = X - _b(ax), Y - _b(ay)
+    h = (px * _b(vx * inv)).addcmul_(py, _b(vy * inv)).clamp_(0, 1)
+    px.addcmul_(h, _b(vx), value=-1); py.addcmul_(h, _b(vy), value=-1)
+    return px.mul_(px).addcmul_(py, py).sqrt_().sub_(_b(r))
 
-def _curve(X, cx, w, corner_y, centre_y):
-    "A parabola through the corners `(cx±w, corner_y)` and `(cx, centre_y)`."
-    t = (X - _b(cx)) / _b(w)
-    return _b(corner_y) + _b(centre_y - corner_y) * (1 - t * t)
+def _curve(X, cx, w, corner_y, centre_y, square=None):
+    "A parabola through the corners `(cx±w, corner_y)` and `(cx, centre_y)` (`square`: flattened towards a quartic)."
+    t2 = (X - _b(cx)).mul_(_b(1 / w)).square_()
+    if square is not None: t2 = t2.mul(_b(square)).add_(_b(1 - square)).mul_(t2)
+    return t2.neg_().add_(1).mul_(_b(centre_y - corner_y)).add_(_b(corner_y))
 
-def _lens(X, Y, cx, w, corner_y, top_y, bottom_y):
-    "Signed (vertical) distance to the region between two parabolas sharing their corners (eyes, lips)."
-    top, bot = _curve(X, cx, w, corner_y, top_y), _curve(X, cx, w, corner_y, bottom_y)
-    return torch.maximum(torch.maximum(top - Y, Y - bot), (X - _b(cx)).abs() - _b(w))
+def _lens(X, Y, cx, w, corner_y, top_y, bottom_y, square=None):
+    """Signed (vertical) distance to the region between two parabolas sharing their corners (eyes, lips);
+    `square` `(B,)` in [0, 1] flattens both towards quartics (a stretched, rectangular mouth)."""
+    dx = X - _b(cx)
+    t2 = (dx * _b(1 / w)).square_()
+    s = t2.mul(_b(square)).add_(_b(1 - square)).mul_(t2) if square is not None else t2
+    s = s.neg_().add_(1)                                          # 1 - t² (or 1 - t⁴), shared by both contours
+    rel = Y - _b(corner_y)
+    above = (s * _b(top_y - corner_y)).sub_(rel)                 # top contour − Y
+    below = rel.addcmul_(s, _b(bottom_y - corner_y), value=-1)   # Y − bottom contour
+    return torch.maximum(torch.maximum(above, below, out=above), dx.abs_().sub_(_b(w)), out=above)
 
+def _line(X, Y, cx, w, corner_y, centre_y, th):
+    "Signed distance to a parabolic stroke of half-thickness `th` between `cx ± w`."
+    d = (Y - _curve(X, cx, w, corner_y, centre_y)).abs_().sub_(_b(th))
+    return torch.maximum(d, (X - _b(cx)).abs_().sub_(_b(w)), out=d)
+
+# %% ../nbs/01_synth.ipynb #496a5fa9
 class _Canvas:
-    "Batched compositing of anti-aliased primitives under per-sample head poses."
-    def __init__(self, bg: torch.Tensor, angle, scale, shift):
+    "Batched compositing of anti-aliased primitives under per-sample head poses: colour layers and a shading layer."
+    def __init__(self, bg: torch.Tensor, angle, scale, shift, n_parts: int):
         self.img, (B, _, S, _) = bg, bg.shape
-        self.S, self.dev = S, bg.device
+        self.S, self.dev, self.B = S, bg.device, B
         self.cos, self.sin, self.scale, self.shift = torch.cos(angle), torch.sin(angle), scale, shift
         self.grid = (torch.arange(S, device=self.dev, dtype=torch.float32) + 0.5) / S * 2 - 1
         self.pw = 2.0 / (S * scale)   # one pixel in face units
-        self.parts = torch.zeros(B, 5, S, S, device=self.dev)
+        self.parts = torch.zeros(B, n_parts, S, S, device=self.dev)
+        self.shading = torch.ones(B, 1, S, S, device=self.dev)   # multiplies the image when `apply_shading` is called
+        self._coords = {}
 
     def to_pixels(self, x, y):
         "Face coordinates (B, ...) → continuous pixel coordinates (x, y)."
@@ -152,191 +184,383 @@ class _Canvas:
 
     def crop(self, box):
         "Union pixel crop over the batch for a face-space box `(x0, y0, x1, y1)` (floats or (B,) tensors)."
-        B = len(self.cos)
-        x0, y0, x1, y1 = (torch.as_tensor(v, device=self.dev, dtype=torch.float32).expand(B) for v in box)
+        x0, y0, x1, y1 = (torch.as_tensor(v, device=self.dev, dtype=torch.float32).expand(self.B) for v in box)
         xs, ys = self.to_pixels(torch.stack([x0, x1, x0, x1], 1), torch.stack([y0, y0, y1, y1], 1))
-        c0 = int(max(0, math.floor(xs.min().item()) - 1)); c1 = int(min(self.S, math.ceil(xs.max().item()) + 1))
-        r0 = int(max(0, math.floor(ys.min().item()) - 1)); r1 = int(min(self.S, math.ceil(ys.max().item()) + 1))
+        lo = torch.stack([xs.min(), ys.min()]).floor().tolist(); hi = torch.stack([xs.max(), ys.max()]).ceil().tolist()
+        c0, r0 = (int(max(0, v - 1)) for v in lo); c1, r1 = (int(min(self.S, v + 1)) for v in hi)
         return r0, max(r0, r1), c0, max(c0, c1)
 
-    def coords(self, r0, r1, c0, c1):
-        "Face coordinates X, Y `(B, h, w)` of the pixel centres in a crop."
-        u = self.grid[c0:c1][None, None, :] - self.shift[:, 0, None, None]
-        v = self.grid[r0:r1][None, :, None] - self.shift[:, 1, None, None]
-        c, s, k = _b(self.cos), _b(self.sin), _b(self.scale)
-        return (c * u + s * v) / k, (-s * u + c * v) / k
+    def coords(self, r0, r1, c0, c1, grid=None):
+        "Face coordinates X, Y `(B, h, w)` of the pixel centres in a crop (cached per crop; `grid`: other pixel centres)."
+        key = (r0, r1, c0, c1, None if grid is None else len(grid))
+        if key not in self._coords:
+            gr = self.grid if grid is None else grid
+            u = gr[c0:c1][None, None, :] - self.shift[:, 0, None, None]
+            v = gr[r0:r1][None, :, None] - self.shift[:, 1, None, None]
+            c, s, k = _b(self.cos), _b(self.sin), _b(1 / self.scale)
+            self._coords[key] = ((c * u + s * v) * k, (c * v - s * u) * k)
+        return self._coords[key]
 
-    def draw(self, box, sdf, colour, opacity=None, part: int | None = None, soft: float = 1.0):
-        "Alpha-over `colour` ((B, 3) or callable(X, Y) → (B, 3, h, w)) where `sdf(X, Y) < 0`; returns the crop's alpha."
-        r0, r1, c0, c1 = self.crop(box)
-        if r1 <= r0 or c1 <= c0: return None
+    def alpha(self, box, sdf, opacity=None, soft: float = 0.0):
+        "Coverage `(B, h, w)` of `sdf < 0` in the crop of `box`, edges `soft` face units wide (at least a pixel); None if empty."
+        r0, r1, c0, c1 = crop = self.crop(box)
+        if r1 <= r0 or c1 <= c0: return None, None
         X, Y = self.coords(r0, r1, c0, c1)
-        a = (0.5 - sdf(X, Y) / (_b(self.pw) * soft)).clamp(0, 1)
-        if opacity is not None: a = a * _b(opacity)
-        col = colour(X, Y) if callable(colour) else colour[:, :, None, None]
+        a = sdf(X, Y).mul_(_b(-1 / self.pw.clamp(min=soft))).add_(0.5).clamp_(0, 1)
+        return crop, (a if opacity is None else a.mul_(_b(opacity)))
+
+    def mark(self, box, sdf, part: int):
+        "Add the region `sdf(X, Y) < 0` to part mask `part` without drawing anything."
+        crop, a = self.alpha(box, sdf)
+        if a is not None: self._mark(part, crop, a)
+
+    def _mark(self, part, crop, a):
+        if part is None: return
+        r0, r1, c0, c1 = crop
+        torch.maximum(self.parts[:, part, r0:r1, c0:c1], a, out=self.parts[:, part, r0:r1, c0:c1])
+
+    def draw(self, box, sdf, colour, opacity=None, part: int | None = None, soft: float = 0.0):
+        """Alpha-over `colour` where `sdf(X, Y) < 0`; returns the crop and its alpha.
+        `colour`: (B, 3), a full-frame (B, 3, S, S) map, or a callable(X, Y) → (B, 3, h, w)."""
+        crop, a = self.alpha(box, sdf, opacity, soft)
+        if a is None: return None
+        r0, r1, c0, c1 = crop
         region = self.img[:, :, r0:r1, c0:c1]
-        self.img[:, :, r0:r1, c0:c1] = region + (col - region) * a[:, None]
-        if part is not None:
-            self.parts[:, part, r0:r1, c0:c1] = torch.maximum(self.parts[:, part, r0:r1, c0:c1], a)
-        return (r0, r1, c0, c1), a
+        if callable(colour): col = colour(*self.coords(r0, r1, c0, c1))
+        elif colour.ndim == 4: col = colour[:, :, r0:r1, c0:c1]
+        else: col = colour[:, :, None, None].expand_as(region)
+        region.lerp_(col, a[:, None])
+        self._mark(part, crop, a)
+        return crop, a
+
+    def shade(self, box, sdf, factor, opacity=None, part: int | None = None, soft: float = 0.0):
+        "Multiply the shading layer by `factor` `(B,)` (darker < 1 < lighter) where `sdf(X, Y) < 0`."
+        crop, a = self.alpha(box, sdf, opacity, soft)
+        if a is None: return None
+        r0, r1, c0, c1 = crop
+        self._mark(part, crop, a)
+        k = factor - 1
+        self.shading[:, 0, r0:r1, c0:c1].mul_(a.mul_(_b(k) if torch.is_tensor(k) else k).add_(1))
+        return crop
+
+    def apply_shading(self):
+        "Multiply the colour layers by the accumulated shading."
+        self.img.mul_(self.shading)
 
 PARTS: tuple[str, ...] = ("eyes", "brows", "nose", "mouth", "skin")
+_EYES, _BROWS, _NOSE, _MOUTH, _SKIN = range(len(PARTS))
+
+# %% ../nbs/01_synth.ipynb #eb42edc1
+def _tint(c, f): return (c * f).clamp(0, 1)
+
+def _eye_geometry(p, A) -> dict:
+    "Lid openings: AU5 lifts the upper lid, AU6/AU7 raise the lower one, AU4/AU41 lower the upper one."
+    eh = p["eye_h"]
+    up = eh * (1 + 1.0 * A["AU5"] - 0.1 * A["AU6"] - 0.25 * A["AU7"] - 0.3 * A["AU4"] * (1 - A["AU5"]) - 0.55 * A["AU41"])
+    lo = eh * (0.9 + 0.2 * A["AU5"] - 0.65 * A["AU6"] - 0.55 * A["AU7"])
+    return dict(ex=p["eye_x"], ey=p["eye_y"], ew=p["eye_w"], up=up.clamp(min=0.008), lo=lo.clamp(min=0.006))
+
+def _brow_geometry(p, A) -> dict:
+    "Brow ends: AU1 lifts the inner end, AU2 the outer, AU4 lowers both and draws the inner ends together."
+    base = p["eye_y"] - p["brow_off"] + 0.025 * A["AU6"]   # the cheek raiser also pulls the brow down a little
+    in_y = base + 0.015 - 0.14 * A["AU1"] - 0.03 * A["AU2"] + 0.15 * A["AU4"] + 0.03 * A["AU9"]
+    out_y = base + 0.005 - 0.12 * A["AU2"] - 0.01 * A["AU1"] + 0.02 * A["AU4"] + 0.02 * A["AU6"]
+    in_x = p["eye_x"] - p["eye_w"] - 0.03 - 0.06 * A["AU4"]
+    out_x = p["eye_x"] + p["eye_w"] + 0.06
+    mid_x = in_x + 0.6 * (out_x - in_x)   # the arch peaks two thirds out
+    mid_y = 0.4 * in_y + 0.6 * out_y - p["brow_arch"] * (1 - A["AU4"]).clamp(min=0) - 0.04 * A["AU2"] - 0.02 * A["AU1"] * (1 - A["AU4"])
+    return dict(in_x=in_x, in_y=in_y, mid_x=mid_x, mid_y=mid_y, out_x=out_x, out_y=out_y, th=p["brow_th"] * (1 + 0.25 * A["AU4"]))
+
+def _mouth_geometry(p, A) -> dict:
+    "Lip contours: corners pulled (AU12), lowered (AU15), stretched (AU20); lips pressed (AU24), parted (AU25, AU26)."
+    my = p["mouth_y"]
+    w = p["mouth_w"] * (1 + 0.25 * A["AU12"] + 0.3 * A["AU20"] - 0.12 * A["AU24"] - 0.25 * A["AU26"] * (1 - A["AU20"]) * (1 - A["AU12"]))
+    corner = my - 0.14 * A["AU12"] + 0.08 * A["AU15"] + 0.04 * A["AU20"] + 0.02 * A["AU17"] + 0.02 * A["AU26"]
+    gap = (0.07 * A["AU25"] + 0.19 * A["AU26"]) * (1 - 0.9 * A["AU24"]) * (1 - 0.5 * A["AU17"])
+    in_top = my - 0.3 * gap - 0.06 * A["AU10"] - 0.01 * A["AU12"]
+    in_bot = my + 0.7 * gap - 0.025 * A["AU17"]
+    press = 1 - 0.6 * A["AU24"] - 0.3 * A["AU12"] - 0.25 * A["AU20"]   # pressed or stretched lips are thinner
+    out_top, out_bot = in_top - p["lip_u"] * press, in_bot + p["lip_l"] * press * (1 + 0.2 * A["AU17"])
+    chin = p["chin"] + 0.37 * (in_bot - my).clamp(min=0)   # the jaw carries the chin down with the lower lip
+    teeth = 0.012 + 0.05 * (A["AU10"] + A["AU12"] + 0.3 * A["AU20"] + 0.5 * A["AU25"]).clamp(max=1)   # upper teeth shown
+    low_teeth = 0.035 * torch.maximum(torch.maximum(A["AU20"], 0.4 * A["AU26"]), 0.3 * torch.maximum(A["AU10"], A["AU12"]))
+    return dict(my=my, w=w, corner=corner, gap=gap, square=A["AU20"], in_top=in_top, in_bot=in_bot, out_top=out_top, out_bot=out_bot,
+                chin=chin, teeth=teeth, low_teeth=low_teeth)
+
+def _geometry(p, A) -> dict:
+    "Every AU-dependent contour of the face, as `(B,)` tensors in face units."
+    g = dict(fw=p["face_w"], fcy=torch.full_like(p["face_w"], -0.15), top=torch.full_like(p["face_w"], 1.05))
+    g.update(_eye_geometry(p, A)); g.update(_brow_geometry(p, A)); g.update(_mouth_geometry(p, A))
+    lift = 0.045 * A["AU9"] + 0.02 * A["AU10"]
+    g.update(ny=p["nose_y"] - lift, nw=p["nose_w"] * (1 + 0.12 * A["AU9"]))
+    return g
 
 # %% ../nbs/01_synth.ipynb #3275e4a0
 def _background(p, B, S, dev, g):
-    "Solid, gradient or smooth-noise backgrounds `(B, 3, S, S)`."
+    "Solid, gradient or smooth low-contrast textured backgrounds `(B, 3, S, S)`, in closed form (no per-kind branches)."
     a, b = p["bg_a"][:, :, None, None], p["bg_b"][:, :, None, None]
-    grid = (torch.arange(S, device=dev, dtype=torch.float32) + 0.5) / S * 2 - 1
-    ang = p["bg_angle"]
-    ramp = (torch.cos(ang)[:, None, None] * grid[None, None, :] + torch.sin(ang)[:, None, None] * grid[None, :, None]) * 0.5 + 0.5
-    grad = a + (b - a) * ramp[:, None]
-    lo = torch.rand(B, 3, 5, 5, generator=g).to(dev)
-    lo = lo.mean(1, keepdim=True) * 0.6 + lo * 0.4   # desaturated, smooth texture
-    tex = F.interpolate(lo, size=(S, S), mode="bicubic", align_corners=False).clamp(0, 1) * 0.45 + a * 0.55
-    k = p["bg_kind"].to(dev)[:, None, None, None]
-    return torch.where(k == 0, a.expand(-1, -1, S, S), torch.where(k == 1, grad, tex)).contiguous()
+    grid = (torch.arange(S, device=dev, dtype=torch.float32) + 0.5) / S - 0.5
+    ang, kind = p["bg_angle"], p["bg_kind"].to(dev)
+    ramp = torch.cos(ang)[:, None, None, None] * grid[None, None, None, :] + (torch.sin(ang)[:, None, None, None] * grid[None, None, :, None] + 0.5)
+    ramp.mul_(torch.tensor([0.0, 1.0, 0.4], device=dev)[kind][:, None, None, None])      # solid: none; texture: some
+    tex = F.interpolate(torch.rand(B, 1, 6, 6, generator=g).to(dev), size=(S, S), mode="bilinear", align_corners=False)
+    tex.sub_(0.5).mul_(torch.tensor([0.0, 0.0, 0.6], device=dev)[kind][:, None, None, None]).add_(1)
+    return (a + (b - a) * ramp).mul_(tex).clamp_(0, 1)
 
+# %% ../nbs/01_synth.ipynb #b8c24811
+def _box(cx, cy, rx, ry):
+    "A face-space box `(x0, y0, x1, y1)` around a (per-sample) centre."
+    return (cx - rx, cy - ry, cx + rx, cy + ry)
+
+def _face_sdf(f, jaw):
+    "Signed distance to the face outline: an egg whose lower half narrows towards the chin (`jaw`)."
+    fw, fcy = _b(f["fw"]), _b(f["fcy"])
+    inv_lo, inv_hi, jaw = _b(1 / (f["chin"] - f["fcy"])), _b(1 / f["top"]), _b(jaw)
+    def sdf(X, Y):
+        dy = Y - fcy
+        lo, hi = dy.clamp(min=0).mul_(inv_lo), dy.clamp(max=0).mul_(inv_hi)     # no branches: one of them is 0
+        narrow = (lo * lo).mul_(-jaw).addcmul_(hi, hi, value=-0.15).add_(1).mul_(fw)
+        x = X / narrow
+        return x.mul_(x).addcmul_(lo, lo).addcmul_(hi, hi).sqrt_().sub_(1).mul_(fw)
+    return sdf
+
+def _draw_head(cv, p, f):
+    "Long hair behind the head, neck and shirt, ears, and the face (the skin part); returns the face's crop and alpha."
+    skin, hair, style, one = p["skin"], p["hair"], p["hair_style"], torch.ones_like(f["fw"])
+    long_ = (style == 2).float()
+    for s in (-1, 1):   # long hair shows beside the cheeks and behind the neck, down to the shoulders
+        cv.draw((s * 0.3, -1.1, s * 1.1, 1.1), lambda X, Y: torch.maximum(_ellipse(X, Y, 0 * one, f["fcy"] + 0.15, f["fw"] + 0.24, 1.2 * one),
+                s * 0.3 - s * X), _tint(hair, 0.75), opacity=long_)
+    cv.draw((-0.6, 0.45, 0.6, 1.1), lambda X, Y: torch.maximum(X.abs() - _b(f["fw"]) * 0.55, 0.3 - Y), _tint(skin, 0.7))
+    cv.draw((-1.1, 0.8, 1.1, 1.1), lambda X, Y: _ellipse(X, Y, 0 * one, 1.45 * one, 1.3 * one, 0.55 * one), p["shirt"])
+    for s in (-1, 1):
+        cx, cy = s * (f["fw"] - 0.02), f["ey"] + 0.2
+        cv.draw(_box(cx, cy, 0.1, 0.22), lambda X, Y: _ellipse(X, Y, cx, cy, 0.08 * one, 0.2 * one), _tint(skin, 0.85))
+    return cv.draw((-1.0, -1.2, 1.0, 1.0), _face_sdf(f, p["jaw"]), skin, part=_SKIN)
+
+# %% ../nbs/01_synth.ipynb #9d166768
+def _draw_contours(cv, p, f, A):
+    "Soft shading that gives the face relief: eye sockets, cheek apples raised by AU6/AU12, nasolabial folds, chin."
+    one = torch.ones_like(f["fw"])
+    smile = torch.maximum(A["AU6"], A["AU12"])
+    for s in (-1, 1):
+        cx, cy = s * (f["ex"] - 0.04), f["ey"] - 0.04
+        cv.shade(_box(cx, cy, f["ew"] + 0.16, 0.22), lambda X, Y: _ellipse(X, Y, cx, cy, f["ew"] + 0.05, 0.12 * one), 0.75,
+                 0.3 + 0.35 * A["AU4"] - 0.1 * A["AU5"], soft=0.08)
+        cx, cy = s * (f["ex"] + 0.04), f["ey"] + 0.34 - 0.08 * smile
+        cv.shade(_box(cx, cy, 0.25, 0.18), lambda X, Y: _ellipse(X, Y, cx, cy, 0.16 * one, 0.11 * one), 1.15, 0.15 + 0.4 * smile, soft=0.08)
+        _draw_fold(cv, f, A, s, 0.15 + 0.6 * torch.maximum(smile, torch.maximum(A["AU10"], A["AU9"])))
+    cy = f["out_bot"] + 0.05
+    cv.shade(_box(0 * one, cy, 0.2, 0.1), lambda X, Y: _ellipse(X, Y, 0 * one, cy, 0.12 * one, 0.035 * one), 0.72, 0.3 + 0.4 * A["AU17"], soft=0.04)
+    cy = f["chin"] - 0.12
+    cv.shade(_box(0 * one, cy, 0.22, 0.14), lambda X, Y: _ellipse(X, Y, 0 * one, cy, 0.14 * one, 0.07 * one), 1.1, 0.2 + 0.3 * A["AU17"], soft=0.06)
+
+def _draw_fold(cv, f, A, s, opacity):
+    "One nasolabial fold, from the nose wing to beside the mouth corner, bowed outwards by a smile."
+    one = torch.ones_like(f["fw"])
+    ax, ay = s * (f["nw"] + 0.025), f["ny"] - 0.03
+    bx, by = s * (f["w"] + 0.05 + 0.03 * A["AU12"]), f["corner"] + 0.08 - 0.03 * A["AU12"]
+    mx, my = s * (0.5 * (ax.abs() + bx.abs()) + 0.035 + 0.04 * A["AU12"]), 0.5 * (ay + by)
+    box = (torch.minimum(ax, bx) - 0.08, ay - 0.05, torch.maximum(ax, bx) + 0.08, by + 0.05)
+    fold = lambda r: (lambda X, Y: torch.minimum(_capsule(X, Y, ax, ay, mx, my, r * one), _capsule(X, Y, mx, my, bx, by, r * one)))
+    cv.shade(box, fold(0.02), 0.78, opacity, soft=0.05)     # the broad shadow of the cheek bulge ...
+    cv.shade(box, fold(0.006), 0.65, opacity, soft=0.015)   # ... and the crease itself
+
+def _draw_wrinkles(cv, p, f, A):
+    "Expression lines: forehead (AU1, AU2), between the brows (AU4) and across the nose root (AU9)."
+    one = torch.ones_like(f["fw"])
+    y0, half = torch.minimum(f["in_y"], f["out_y"]) - 0.1, 0.2 + 0.3 * A["AU2"] * (1 - 0.5 * A["AU4"])
+    lines = lambda X, Y: torch.minimum(torch.minimum(_line(X, Y, 0 * one, half, y0 + 0.03, y0, 0.007 * one),
+                                                     _line(X, Y, 0 * one, half - 0.04, y0 - 0.035, y0 - 0.065, 0.007 * one)),
+                                       _line(X, Y, 0 * one, half - 0.08, y0 - 0.1, y0 - 0.13, 0.006 * one))
+    cv.shade(_box(0 * one, y0 - 0.05, half + 0.03, 0.12), lines, 0.7, 0.7 * torch.maximum(A["AU1"], A["AU2"]), soft=0.012)
+    iy = f["in_y"]
+    cv.shade(_box(0 * one, iy + 0.04, 0.08, 0.09), lambda X, Y: _capsule(X.abs(), Y, 0.045 * one, iy - 0.02, 0.035 * one, iy + 0.1, 0.007 * one),
+             0.6, 0.85 * A["AU4"], soft=0.012)
+    y = f["ey"] + 0.03
+    nose = lambda X, Y: torch.minimum(torch.minimum(_line(X, Y, 0 * one, 0.08 * one, y + 0.015, y, 0.006 * one),
+                                                    _line(X, Y, 0 * one, 0.08 * one, y + 0.055, y + 0.04, 0.006 * one)),
+                                      _line(X, Y, 0 * one, 0.07 * one, y + 0.095, y + 0.08, 0.006 * one))
+    cv.shade(_box(0 * one, y + 0.05, 0.1, 0.07), nose, 0.6, 0.9 * A["AU9"], soft=0.01)
+
+# %% ../nbs/01_synth.ipynb #d53a1ad2
+def _draw_nose(cv, p, f, A):
+    "Nose by shading: side walls, a lit tip, alar creases, nostrils lifted and flared by AU9, the shadow below."
+    one = torch.ones_like(f["fw"])
+    ny, nw = f["ny"], f["nw"]
+    top = f["ey"] + 0.03
+    cv.mark(_box(0 * one, 0.5 * (top + ny), nw + 0.02, 0.5 * (ny - top) + 0.07),
+            lambda X, Y: _ellipse(X, Y, 0 * one, 0.5 * (top + ny) + 0.02, nw, 0.5 * (ny - top) + 0.05), _NOSE)
+    cv.shade(_box(0 * one, 0.5 * (top + ny), nw + 0.05, 0.5 * (ny - top) + 0.05),
+             lambda X, Y: _capsule(X.abs(), Y, 0.09 * one, top, nw * 0.75, ny - 0.07, 0.02 * one), 0.75, 0.4 * one, soft=0.045)
+    cv.shade(_box(0 * one, ny - 0.015, nw + 0.06, 0.05), lambda X, Y: _line(X.abs(), Y, nw * 0.78, 0.12 * one, ny + 0.015, ny - 0.04, 0.008 * one),
+             0.55, 0.5 * one, soft=0.015)
+    cv.shade(_box(0 * one, ny - 0.035, nw * 0.5 + 0.05, 0.1), lambda X, Y: _ellipse(X, Y, 0 * one, ny - 0.035, nw * 0.45, 0.05 * one),
+             1.18, 0.6 * one, soft=0.04)
+    cv.shade(_box(0 * one, ny + 0.075, nw * 0.6 + 0.04, 0.06), lambda X, Y: _ellipse(X, Y, 0 * one, ny + 0.075, nw * 0.55, 0.025 * one),
+             0.65, 0.4 * one, soft=0.03)
+    cv.shade(_box(0 * one, ny + 0.025, nw * 0.5 + 0.08, 0.03), lambda X, Y: _ellipse(X.abs(), Y, nw * 0.42, ny + 0.025, 0.045 * one + 0.01 * A["AU9"], 0.018 * one),
+             0.3, part=_NOSE)
+
+# %% ../nbs/01_synth.ipynb #eefea705
+_CAVITY, _TEETH, _TONGUE = (0.16, 0.05, 0.06), (0.88, 0.85, 0.78), (0.70, 0.30, 0.33)
+
+def _draw_mouth(cv, p, f, A):
+    "Lips (upper darker, lower with a highlight), and when parted the dark cavity, upper and lower teeth and tongue."
+    lip, one, dev = p["lip"], torch.ones_like(f["fw"]), f["fw"].device
+    w, c, it, ib = f["w"], f["corner"], f["in_top"], f["in_bot"]
+    mid, zero = 0.5 * (it + ib), 0 * one
+    box = (-w - 0.04, torch.minimum(f["out_top"], c) - 0.03, w + 0.04, torch.maximum(f["out_bot"], c) + 0.03)
+    q = f["square"]
+    lips = lambda X, Y: _lens(X, Y, zero, w, c, f["out_top"], f["out_bot"], q)
+    cv.draw(box, lips, lip, part=_MOUTH)
+    cv.shade(box, lambda X, Y: torch.maximum(lips(X, Y), _curve(X, zero, w, c, mid, q).sub_(Y)), 0.85, soft=0.01)
+    cv.shade(box, lambda X, Y: _ellipse(X, Y, zero, 0.5 * (ib + f["out_bot"]) - 0.005, w * 0.35, 0.012 * one), 1.3, 0.35 * one, soft=0.02)
+    opening = lambda X, Y: _lens(X, Y, zero, w * 0.94, c, it, ib, q)
+    is_open = (ib - it > 0.01).float()
+    flat = lambda rgb: torch.tensor(rgb, device=dev).expand(len(one), 3)
+    cv.draw(box, opening, flat(_CAVITY), opacity=is_open, part=_MOUTH)
+    cv.draw(box, lambda X, Y: torch.maximum(opening(X, Y), _ellipse(X, Y, zero, ib + 0.01, w * 0.5, 0.05 * one)),
+            flat(_TONGUE), opacity=is_open * (f["gap"] > 0.08).float(), soft=0.02)
+    teeth = lambda X, Y: (X * _b(1 / w)).square_().mul_(-0.6).add_(1)[:, None] * flat(_TEETH)[:, :, None, None]   # darker towards the corners
+    cv.draw(box, lambda X, Y: torch.maximum(opening(X, Y), (Y - _curve(X, zero, w * 0.85, c, it, q)).sub_(_b(f["teeth"]))), teeth, opacity=is_open)
+    cv.draw(box, lambda X, Y: torch.maximum(opening(X, Y), _curve(X, zero, w * 0.85, c, ib, q).sub_(_b(f["low_teeth"])).sub_(Y)), teeth,
+            opacity=is_open * (f["low_teeth"] > 0.004).float())
+    cv.draw(box, lambda X, Y: _line(X, Y, zero, w, c, mid, 0.006 + 0.006 * A["AU24"]), _tint(lip, 0.4), opacity=(1 - is_open) * 0.9, part=_MOUTH)
+    cy = f["out_top"] - 0.03
+    cv.shade(_box(zero, cy, w + 0.02, 0.05), lambda X, Y: _ellipse(X, Y, zero, cy, w * 0.8, 0.03 * one), 1.15, 0.5 * A["AU24"], soft=0.03)
+    cv.shade(box, lambda X, Y: _ellipse(X.abs(), Y, w + 0.005, c, 0.014 * one, 0.01 * one), 0.5, 0.6 * one, soft=0.015)
+
+# %% ../nbs/01_synth.ipynb #c0888791
+_SCLERA = (0.86, 0.85, 0.82)
+
+def _draw_eye(cv, p, f, A, s):
+    "One eye (`s` = -1 image-left, +1 right): sclera, iris with a dark rim, pupil and catch-light, lash line, lids."
+    one, dev = torch.ones_like(f["fw"]), f["fw"].device
+    ey, ew, up, lo, ir = f["ey"], f["ew"], f["up"], f["lo"], p["iris_r"]
+    ex = s * f["ex"]; gx = ex + p["gaze"]
+    box = (ex - ew - 0.03, ey - up - 0.08, ex + ew + 0.03, ey + lo + 0.06)
+    eye = lambda X, Y: _lens(X, Y, ex, ew, ey, ey - up, ey + lo)
+    inside = lambda r, dx=0.0, dy=0.0: (lambda X, Y: torch.maximum(eye(X, Y), _ellipse(X, Y, gx + dx, ey + dy, r, r)))
+    cv.shade(box, lambda X, Y: _line(X, Y, ex, ew * 1.02, ey - 0.01, ey - up - 0.045, 0.01 * one), 0.65, 0.5 * (1 - 0.6 * A["AU5"]), soft=0.02)
+    cv.draw(box, eye, torch.tensor(_SCLERA, device=dev).expand(len(one), 3), part=_EYES)
+    cv.shade(box, lambda X, Y: torch.maximum(eye(X, Y), _line(X, Y, ex, ew, ey, ey - up, 0.02 * one)), 0.7, 0.6 * one, soft=0.02)
+    cv.draw(box, inside(ir), _tint(p["iris"], 0.55))
+    cv.draw(box, inside(ir * 0.75), p["iris"], soft=0.015)
+    cv.draw(box, inside(ir * 0.42), torch.zeros(len(one), 3, device=dev))
+    cv.draw(box, inside(0.013 * one, 0.02, -0.02), torch.ones(len(one), 3, device=dev), opacity=0.8 * one)
+    cv.draw(box, lambda X, Y: _line(X, Y, ex, ew * 1.04, ey, ey - up, 0.012 * one), _tint(p["hair"], 0.25), part=_EYES)
+    cv.shade(box, lambda X, Y: _line(X, Y, ex, ew * 0.98, ey, ey + lo, 0.006 * one), 0.55, 0.7 * one)
+    cv.shade(box, lambda X, Y: _line(X, Y, ex, ew * 0.9, ey + 0.005, ey + lo + 0.045, 0.01 * one), 0.75, 0.3 * one, soft=0.03)
+    cv.shade(box, lambda X, Y: _line(X, Y, ex, ew * 0.85, ey + 0.005, ey + lo + 0.02, 0.012 * one), 1.15,
+             0.6 * torch.maximum(A["AU6"], A["AU7"]), soft=0.02)   # the lower lid bulges when pushed up
+    ax = ex + s * (ew + 0.025); bx = ex + s * (ew + 0.07)
+    feet = lambda X, Y: torch.minimum(torch.minimum(_capsule(X, Y, ax, ey - 0.012, bx, ey - 0.04, 0.006 * one),
+                                                    _capsule(X, Y, ax, ey, bx, ey, 0.006 * one)), _capsule(X, Y, ax, ey + 0.012, bx, ey + 0.04, 0.006 * one))
+    cv.shade(_box(0.5 * (ax + bx), ey, 0.04, 0.05), feet, 0.7, A["AU6"] * 0.6, soft=0.012)
+
+def _draw_eyes(cv, p, f, A):
+    "Both eyes."
+    for s in (-1, 1): _draw_eye(cv, p, f, A, s)
+
+# %% ../nbs/01_synth.ipynb #2bebe80b
+def _draw_brows(cv, p, f, A):
+    "Brows as two tapered strokes each (inner → arch → outer), darker than the hair for blond people."
+    col = (p["hair"] * 0.5 + torch.tensor([0.06, 0.045, 0.035], device=p["hair"].device)) * 0.8   # brows: darker than the hair
+    th = f["th"]
+    for s in (-1, 1):
+        x0, x1 = torch.minimum(s * f["in_x"], s * f["out_x"]), torch.maximum(s * f["in_x"], s * f["out_x"])
+        y0 = torch.minimum(torch.minimum(f["in_y"], f["out_y"]), f["mid_y"])
+        box = (x0 - th, y0 - th, x1 + th, torch.maximum(f["in_y"], f["out_y"]) + th)
+        cv.draw(box, lambda X, Y: torch.minimum(_capsule(X, Y, s * f["in_x"], f["in_y"], s * f["mid_x"], f["mid_y"], th),
+                                                _capsule(X, Y, s * f["mid_x"], f["mid_y"], s * f["out_x"], f["out_y"], th * 0.7)),
+                col, opacity=0.8 * torch.ones_like(th), part=_BROWS, soft=0.02)   # sparse hairs: skin shows through
+
+def _draw_hair(cv, p, f):
+    "Hair over the forehead (short, fringe, long or none), with strands; what it covers leaves the part masks."
+    style, one = p["hair_style"], torch.ones_like(f["fw"])
+    hl = torch.where(style == 1, p["fringe"], p["hairline"])
+    curv = torch.where(style == 1, 0.2, 0.55)
+    def sdf(X, Y):
+        line = (X * X).mul_(_b(curv)).add_(_b(hl)).add_(torch.sin(X * 37 + _b(p["hair_phase"])).mul_(0.015))
+        return torch.maximum(_ellipse(X, Y, 0 * one, f["fcy"] - 0.02, f["fw"] + 0.07, f["top"] + 0.05), Y - line)
+    colour = lambda X, Y: p["hair"][:, :, None, None] * torch.sin(X * 90 + 14 * Y + _b(p["hair_phase"])).mul_(0.06).add_(1)[:, None]
+    r = cv.draw((-1.0, -1.2, 1.0, hl + curv * 0.8), sdf, colour, opacity=(style != 3).float())
+    if r is not None:
+        (r0, r1, c0, c1), ha = r
+        cv.parts[:, :, r0:r1, c0:c1] *= (1 - ha)[:, None]
+
+# %% ../nbs/01_synth.ipynb #645ebca3
+_LIGHT_GRID = 4   # lighting and skin texture are smooth: computed every 4 pixels, then upsampled
+
+def _light(cv, p, f, face, g, texture: float = 0.04):
+    "Lambertian shading of the head as an ellipsoid under each identity's light, darker borders and mottled skin texture."
+    (r0, r1, c0, c1), a = face
+    n = max(4, cv.S // _LIGHT_GRID)
+    grid = (torch.arange(n, device=cv.dev, dtype=torch.float32) + 0.5) / n * 2 - 1
+    X, Y = cv.coords(0, n, 0, n, grid)
+    nx = (X / _b(f["fw"])).clamp_(-1, 1)
+    dy = Y - _b(f["fcy"])
+    ny = dy.clamp(min=0).mul_(_b(1 / (f["chin"] - f["fcy"]))).add_(dy.clamp(max=0).mul_(_b(1 / f["top"]))).clamp_(-1, 1)
+    nz = (1 - nx * nx - ny * ny).clamp_(min=0).sqrt_()
+    L = p["light"]; norm = _b(1 / torch.sqrt(L[:, 0] ** 2 + L[:, 1] ** 2 + 1))
+    lam = (nx * _b(L[:, 0])).addcmul_(ny, _b(L[:, 1])).add_(nz).mul_(norm).clamp_(min=0)
+    shade = (lam - 0.7).mul_(_b(p["light_strength"])).add_(1).sub_((1 - nz).square_().mul_(0.3))
+    shade.mul_(torch.rand(shade.shape, generator=g).to(cv.dev).sub_(0.5).mul_(texture).add_(1))
+    full = F.interpolate(shade[:, None], size=(cv.S, cv.S), mode="bilinear", align_corners=False)[:, 0, r0:r1, c0:c1]
+    cv.shading[:, 0, r0:r1, c0:c1].mul_(full.sub_(1).mul_(a).add_(1))
+
+# %% ../nbs/01_synth.ipynb #3c741712
+def _blur(img, sigma):
+    "Separable gaussian blur `(B, 3, S, S)` with a per-sample sigma `(B,)` in pixels (taps to ±1.5 sigma, replicated border)."
+    r = max(1, math.ceil(1.5 * float(sigma.max()) - 0.5))
+    x = torch.arange(-r, r + 1, device=img.device, dtype=torch.float32)
+    w = torch.exp(-x[None] ** 2 / (2 * sigma[:, None] ** 2)); w = (w / w.sum(1, keepdim=True))[:, :, None, None, None]
+    for dim in (3, 2):
+        pad = F.pad(img, (r, r, 0, 0) if dim == 3 else (0, 0, r, r), mode="replicate")
+        out = pad.narrow(dim, 0, img.shape[dim]) * w[:, 0]
+        for k in range(1, 2 * r + 1): out.addcmul_(pad.narrow(dim, k, img.shape[dim]), w[:, k])
+        img = out
+    return img
+
+def _camera(img, p, S, g):
+    "Lens blur (sigma per sample, scaled with the size) and sensor noise: `(B, 3, S, S)` in [0, 1]."
+    img = _blur(img.clamp_(0, 1), (p["blur"] * S / 96).clamp(min=0.2))
+    noise = torch.randn(img.shape, generator=g).to(img.device)
+    return img.addcmul_(noise, p["noise"][:, None, None, None]).clamp_(0, 1)
+
+# %% ../nbs/01_synth.ipynb #78cf3149
+def _landmarks(cv, f) -> torch.Tensor:
+    "The 12 landmarks (`LANDMARK_NAMES` order) in continuous pixel coordinates: `(B, 12, 2)`."
+    z = torch.zeros_like(f["fw"])
+    xs = [-f["ex"], f["ex"], -f["in_x"], -f["out_x"], f["in_x"], f["out_x"], z, -f["w"], f["w"], z, z, z]
+    ys = [f["ey"], f["ey"], f["in_y"], f["out_y"], f["in_y"], f["out_y"], f["ny"], f["corner"], f["corner"],
+          f["out_top"], f["out_bot"], f["chin"]]
+    lx, ly = cv.to_pixels(torch.stack(xs, 1), torch.stack(ys, 1))
+    return torch.stack([lx, ly], -1)
+
+# %% ../nbs/01_synth.ipynb #e640e641
 def render_faces(p: dict[str, torch.Tensor],  # identity + per-sample parameters, first dim B (see `sample_params`)
-                 au: torch.Tensor,            # (B, 13) AU activations in [0, 1]
+                 au: torch.Tensor,            # (B, n_aus) AU activations in [0, 1]
                  size: int = 96, device: str | torch.device = "cpu",
                  generator: torch.Generator | None = None, # CPU generator for textures and sensor noise
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "Render faces → images `(B, 3, S, S)` in [0, 1], landmarks `(B, 12, 2)` pixels, part masks `(B, 5, S, S)`."
     if not 16 <= size <= 512: raise DeoccError(f"size {size} out of range: use 32..256 (16..512 accepted)")
+    if au.ndim != 2 or au.shape[1] != len(AU_NAMES):
+        raise DeoccError(f"au must be (B, {len(AU_NAMES)}) activations in AU_NAMES order, got {tuple(au.shape)}")
     dev = torch.device(device); g = generator or make_generator(0)
     p = {k: v.to(dev) for k, v in p.items()}; au = au.to(dev)
     B, S = au.shape[0], size
     A = {k: au[:, i] for k, i in _AU.items()}
-    cv = _Canvas(_background(p, B, S, dev, g), p["angle"], p["scale"], p["shift"])
-    skin, hair = p["skin"], p["hair"]
-    dark = lambda c, f: (c * f).clamp(0, 1)
-    one = torch.ones(B, device=dev)
-
-    # head geometry; the jaw drop lengthens the lower face
-    fw, fh = p["face_w"], p["face_h"]; fcy = torch.full_like(fw, 0.06)
-    chin_h = fh + 0.07 * A["AU26"]
-    def face_sdf(X, Y):
-        bh = torch.where(Y > _b(fcy), _b(chin_h), _b(fh))
-        narrow = 1 - _b(p["jaw"]) * ((Y - _b(fcy)).clamp(min=0) / _b(chin_h)) ** 2
-        return (torch.sqrt((X / (narrow * _b(fw))) ** 2 + ((Y - _b(fcy)) / bh) ** 2 + 1e-12) - 1) * _b(fw)
-
-    style = p["hair_style"]
-    # long hair behind the head
-    cv.draw((-1.2, -1.2, 1.2, 1.0), lambda X, Y: torch.maximum(_ellipse(X, Y, 0 * fw, fcy - 0.1, fw + 0.14, fh + 0.12), Y - 0.75),
-            hair, opacity=(style == 2).float())
-    # neck and ears
-    cv.draw((-0.4, 0.4, 0.4, 1.2), lambda X, Y: torch.maximum(X.abs() - _b(fw) * 0.5, 0.55 - Y), dark(skin, 0.85))
-    for s in (-1, 1):
-        cv.draw((-1, -0.4, 1, 0.3), lambda X, Y: _ellipse(X, Y, s * fw, 0 * fw - 0.07, 0 * fw + 0.07, 0 * fw + 0.13), dark(skin, 0.92))
-    head_box, head_a = cv.draw((-0.9, -1.1, 0.9, 1.1), face_sdf, skin, part=4)
-
-    # cheeks raised (AU6): a soft highlight under each eye
-    for s in (-1, 1):
-        cv.draw((-0.7, -0.3, 0.7, 0.3), lambda X, Y: _ellipse(X, Y, s * (p["eye_x"] + 0.02), p["eye_y"] + 0.16 - 0.03 * A["AU6"], 0 * fw + 0.11, 0 * fw + 0.07),
-                dark(skin, 1.08), opacity=0.45 * A["AU6"], soft=6.0)
-
-    # nose: bridge shading, nasolabial folds, wrinkles (AU9), nostrils lifted by AU9/AU10
-    ny, nw = p["nose_y"], p["nose_w"]
-    lift = 0.04 * A["AU9"] + 0.02 * A["AU10"]
-    for s in (-1, 1):
-        cv.draw((-0.3, -0.3, 0.3, 0.35), lambda X, Y: _capsule(X, Y, s * 0.045 * one, p["eye_y"] + 0.02, s * nw * 0.85, ny - 0.02 - lift, 0.008 * one),
-                dark(skin, 0.75), opacity=0.35 * one, part=2, soft=2.0)
-        cv.draw((-0.3, 0.0, 0.3, 0.3), lambda X, Y: _ellipse(X, Y, s * nw * (0.5 + 0.15 * A["AU9"]), ny + 0.025 - lift, 0.024 * one + 0.008 * A["AU9"], 0.013 * one),
-                dark(skin, 0.35), part=2)
-    cv.draw((-0.2, -0.1, 0.2, 0.3), lambda X, Y: _ellipse(X, Y, 0 * one, ny - 0.01 - lift, nw * 0.55, 0.035 * one), dark(skin, 1.06), opacity=0.6 * one, part=2, soft=3.0)
-    for k in range(3):
-        cv.draw((-0.2, -0.35, 0.2, 0.1), lambda X, Y: _capsule(X, Y, -0.05 * one, p["eye_y"] + 0.05 + 0.035 * k, 0.05 * one, p["eye_y"] + 0.04 + 0.035 * k, 0.006 * one),
-                dark(skin, 0.6), opacity=A["AU9"] * 0.9, part=2)
-
-    # mouth geometry
-    my, mw = p["mouth_y"], p["mouth_w"]
-    w = mw * (1 + 0.25 * A["AU12"] + 0.35 * A["AU20"] - 0.18 * A["AU24"] - 0.04 * A["AU15"])
-    corner = my - 0.10 * A["AU12"] + 0.10 * A["AU15"] + 0.015 * A["AU20"]
-    gap = (0.06 * A["AU25"] + 0.15 * A["AU26"]) * (1 - 0.8 * A["AU24"])
-    in_top = my - 0.3 * gap - 0.05 * A["AU10"]
-    in_bot = my + 0.7 * gap
-    press = 1 - 0.55 * A["AU24"]
-    out_top, out_bot = in_top - p["lip_u"] * press, in_bot + p["lip_l"] * press
-    fold = 0.12 + 0.55 * torch.maximum(torch.maximum(A["AU12"], A["AU10"]), A["AU9"])
-    for s in (-1, 1):
-        cv.draw((-0.6, 0.0, 0.6, 0.7), lambda X, Y: _capsule(X, Y, s * (nw + 0.03), ny + 0.01, s * (w + 0.04), corner - 0.005, 0.006 * one),
-                dark(skin, 0.7), opacity=fold, soft=2.0)
-    mbox = (-0.55, 0.15, 0.55, 0.85)
-    cv.draw(mbox, lambda X, Y: _lens(X, Y, 0 * one, w, corner, out_top, out_bot), p["lip"], part=3)
-    teeth_h = 0.03 * (A["AU10"] + A["AU12"] + A["AU20"]).clamp(max=1) + 0.01
-    open_sdf = lambda X, Y: _lens(X, Y, 0 * one, w * 0.92, corner, in_top, in_bot)
-    cv.draw(mbox, open_sdf, torch.tensor([0.22, 0.06, 0.07], device=dev).expand(B, 3), opacity=(gap > 0.004).float(), part=3)
-    cv.draw(mbox, lambda X, Y: torch.maximum(open_sdf(X, Y), Y - _curve(X, 0 * one, w * 0.92, corner, in_top) - _b(teeth_h)),
-            torch.tensor([0.93, 0.92, 0.87], device=dev).expand(B, 3), opacity=(gap > 0.004).float(), part=3)
-    cv.draw(mbox, lambda X, Y: torch.maximum((Y - _curve(X, 0 * one, w, corner, (in_top + in_bot) / 2)).abs() - 0.006, (X.abs() - _b(w))),
-            dark(p["lip"], 0.45), opacity=(gap <= 0.02).float(), part=3)
-
-    # eyes: sclera, iris, pupil, upper-lid line, crow's feet (AU6)
-    ew, eh = p["eye_w"], p["eye_h"]
-    up = eh * (1.0 + 1.1 * A["AU5"] - 0.35 * A["AU6"] - 0.3 * A["AU4"])
-    lo = eh * (0.85 - 0.5 * A["AU6"])
-    for s in (-1, 1):
-        ex, ey = s * p["eye_x"], p["eye_y"]
-        ebox = (-0.6, -0.45, 0.6, 0.05)
-        eye_sdf = lambda X, Y: _lens(X, Y, ex, ew, ey, ey - up, ey + lo)
-        cv.draw(ebox, eye_sdf, torch.tensor([0.95, 0.94, 0.92], device=dev).expand(B, 3), part=0)
-        gaze = p["gaze"]
-        cv.draw(ebox, lambda X, Y: torch.maximum(eye_sdf(X, Y), _ellipse(X, Y, ex + gaze, ey, 0.48 * eh + 0.02, 0.48 * eh + 0.02)), p["iris"])
-        cv.draw(ebox, lambda X, Y: torch.maximum(eye_sdf(X, Y), _ellipse(X, Y, ex + gaze, ey, 0.018 * one, 0.018 * one)), torch.zeros(B, 3, device=dev))
-        cv.draw(ebox, lambda X, Y: torch.maximum((Y - _curve(X, ex, ew * 1.05, ey, ey - up)).abs() - 0.008, (X - _b(ex)).abs() - _b(ew) * 1.05),
-                dark(hair, 0.4), part=0)
-        for k in (-1, 1):
-            cv.draw(ebox, lambda X, Y: _capsule(X, Y, ex + s * (ew + 0.02), ey + 0.01 * k, ex + s * (ew + 0.07), ey + 0.035 * k, 0.005 * one),
-                    dark(skin, 0.65), opacity=A["AU6"] * 0.9)
-
-    # brows: two capsules each; AU1 lifts the inner end, AU2 the outer, AU4 lowers and knits them (+ a vertical furrow)
-    bt, bcol = p["brow_th"], dark(hair * 0.7 + skin * 0.1, 0.9)
-    base = p["eye_y"] - p["brow_off"]
-    in_y = base - 0.13 * A["AU1"] - 0.02 * A["AU2"] + 0.08 * A["AU4"]
-    out_y = base + 0.01 - 0.12 * A["AU2"] - 0.015 * A["AU1"] + 0.035 * A["AU4"]
-    mid_y = (in_y + out_y) / 2 - p["brow_arch"] - 0.02 * A["AU2"]
-    in_x = p["eye_x"] - 0.12 + 0.035 * A["AU4"]; out_x = p["eye_x"] + 0.13; mid_x = (in_x + out_x) / 2
-    for s in (-1, 1):
-        bbox = (-0.65, -0.75, 0.65, 0.0)
-        cv.draw(bbox, lambda X, Y: torch.minimum(_capsule(X, Y, s * in_x, in_y, s * mid_x, mid_y, bt),
-                                                 _capsule(X, Y, s * mid_x, mid_y, s * out_x, out_y, bt * 0.8)), bcol, part=1)
-        cv.draw(bbox, lambda X, Y: _capsule(X, Y, s * 0.03 * one, in_y - 0.01, s * 0.035 * one, in_y + 0.07, 0.006 * one),
-                dark(skin, 0.6), opacity=A["AU4"] * 0.9)
-
-    # hair on top (covers forehead; the fringe style can hide the brows)
-    hl = torch.where(style == 1, p["fringe"], p["hairline"])
-    def hair_sdf(X, Y):
-        line = _b(hl) + 0.25 * X ** 2 + 0.012 * torch.sin(X * 40 + _b(p["hair_phase"]))
-        return torch.maximum(_ellipse(X, Y, 0 * fw, fcy - 0.06, fw + 0.06, fh + 0.1), Y - line)
-    r = cv.draw((-1, -1.2, 1, 0.2), hair_sdf, hair, opacity=(style != 3).float())
-    if r is not None:   # visible part masks exclude what the hair covers
-        (r0, r1, c0, c1), ha = r
-        cv.parts[:, :, r0:r1, c0:c1] *= (1 - ha)[:, None]
-
-    # lighting: Lambert on an ellipsoid fitted to the head
-    (r0, r1, c0, c1) = head_box
-    X, Y = cv.coords(r0, r1, c0, c1)
-    nx, ny_ = (X / _b(fw)).clamp(-1, 1), ((Y - _b(fcy)) / _b(fh)).clamp(-1, 1)
-    nz = (1 - nx ** 2 - ny_ ** 2).clamp(min=0).sqrt()
-    L = p["light"]; lz = torch.ones(B, device=dev)
-    lam = (nx * _b(L[:, 0]) + ny_ * _b(L[:, 1]) + nz * _b(lz)) / _b(torch.sqrt(L[:, 0] ** 2 + L[:, 1] ** 2 + 1))
-    shade = 1 + _b(p["light_strength"]) * (lam.clamp(min=0) - 0.75) * torch.where(nz > 0, 1.0, 0.0)
-    cv.img[:, :, r0:r1, c0:c1] = cv.img[:, :, r0:r1, c0:c1] * shade[:, None]
-
-    # camera: blur and sensor noise
-    img = cv.img.clamp(0, 1)
-    sig = (p["blur"] * S / 96).clamp(min=0.2)
-    k = 2 * int(math.ceil(2 * sig.max().item())) + 1
-    img = kornia.filters.gaussian_blur2d(img, (k, k), torch.stack([sig, sig], 1))
-    noise = torch.randn(img.shape, generator=g).to(dev)
-    img = (img + noise * p["noise"][:, None, None, None]).clamp(0, 1)
-
-    # landmarks, in continuous pixel coordinates
-    s_ = one
-    pts_x = torch.stack([-p["eye_x"], p["eye_x"], -in_x, -out_x, in_x, out_x, 0 * s_, -w, w, 0 * s_, 0 * s_, 0 * s_], 1)
-    pts_y = torch.stack([p["eye_y"], p["eye_y"], in_y, out_y, in_y, out_y, ny, corner, corner, out_top, out_bot, fcy + chin_h], 1)
-    lx, ly = cv.to_pixels(pts_x, pts_y)
-    return img, torch.stack([lx, ly], -1), cv.parts.clamp(0, 1)
+    f = _geometry(p, A)
+    cv = _Canvas(_background(p, B, S, dev, g), p["angle"], p["scale"], p["shift"], len(PARTS))
+    face = _draw_head(cv, p, f)
+    for part in (_draw_contours, _draw_wrinkles, _draw_nose, _draw_mouth, _draw_eyes, _draw_brows): part(cv, p, f, A)
+    _light(cv, p, f, face, g)
+    cv.apply_shading()
+    _draw_hair(cv, p, f)
+    return _camera(cv.img, p, S, g), _landmarks(cv, f), cv.parts.clamp(0, 1)
 
 # %% ../nbs/01_synth.ipynb #9094370c
 def sample_params(ids: dict[str, torch.Tensor], idx: torch.Tensor, # identity index per sample (B,)
@@ -375,6 +599,17 @@ def expression_sheet(identity_seed: int = 0, intensities: Sequence[float] = (0.3
     img, _, _ = render_faces(sample_params(ids, idx, cfg, make_generator(0)), au, size)
     return img, [f"{names[l]} {i:.2f}" for l, i in zip(labels.tolist(), inten.tolist())]
 
+# %% ../nbs/01_synth.ipynb #72883224
+def face_layout(n: int = 256, size: int = 96, seed: int = 123, cfg: SynthConfig | None = None) -> dict:
+    "Mean landmarks `(12, 2)` (fractions of the side) and fill ratios of `n` neutral faces at the default pose."
+    cfg = replace(cfg or SynthConfig(), rotation=0.0, shift=0.0, scale=(1.0, 1.0))
+    ids = sample_identities(n, seed=seed, cfg=cfg); g = make_generator(seed)
+    _, lm, parts = render_faces(sample_params(ids, torch.arange(n), cfg, g), torch.zeros(n, len(AU_NAMES)), size, generator=g)
+    skin = parts[:, _SKIN] > 0.5
+    row = (lm[:, :2, 1].mean(1) + 0.1 * size).round().long().clamp(0, size - 1)
+    return dict(landmarks=lm.mean(0) / size, cheek_to_cheek=float(skin[torch.arange(n), row].float().sum(1).mean() / size),
+                brow_to_chin=float((lm[:, 11, 1] - lm[:, 2:6, 1].mean(1)).mean() / size), skin_area=float(skin.float().mean()))
+
 # %% ../nbs/01_synth.ipynb #ee09dbea
 def synthface(n_identities: int = 80, # people (Oulu-CASIA has 80)
               frames: int = 3,        # apex-most frames per (identity, expression)
@@ -412,6 +647,25 @@ def synthface(n_identities: int = 80, # people (Oulu-CASIA has 80)
         train, test = split_by_identity(identity, test_fraction, seed)
         fs = fs.subset(train if split == "train" else test); fs.name = f"synthface-{split}"
     return fs
+
+# %% ../nbs/01_synth.ipynb #abd95630
+def readability(teacher: str,                 # a ported real-face FER: a name in `deocc.teachers.TEACHERS`
+                n_identities: int = 100,      # fresh people, each showing the six expressions once
+                seed: int = 2024,             # identity seed; keep it away from the datasets' (0 by default)
+                size: int = 96, intensity: float | None = 1.0,   # apex intensity; None: the dataset's apex distribution
+                cfg: SynthConfig | None = None, device: str | torch.device = "cpu", batch_size: int = 256) -> dict:
+    "Six-way accuracy and confusion `(6, 6)` (rows: true, columns: predicted) of a real-face FER on SynthFace apex frames."
+    from deocc.teachers import create_teacher
+    cfg = cfg or SynthConfig()
+    if intensity is not None: cfg = replace(cfg, intensity=(float(intensity), float(intensity)))
+    fs = synthface(n_identities, frames=1, size=size, seed=seed, cfg=cfg, device=device)
+    t = create_teacher(teacher, device); preds = []
+    with torch.inference_mode():
+        for i in range(0, len(fs), batch_size): preds.append(t(fs.float_images(slice(i, i + batch_size), device)).argmax(1).cpu())
+    pred, C = torch.cat(preds), len(EXPRESSIONS)
+    conf = torch.bincount(fs.labels * C + pred, minlength=C * C).view(C, C)
+    return dict(teacher=teacher, accuracy=float(conf.trace() / conf.sum()), confusion=conf, n=len(fs),
+                intensity="dataset" if intensity is None else float(intensity))
 
 # %% ../nbs/01_synth.ipynb #17bd6892
 def render_speed(n: int = 256, size: int = 96, device: str | torch.device = "cpu", repeats: int = 3) -> float:

@@ -1,55 +1,90 @@
-"""The validation study behind three settings of `deocc reproduce` (docs in nbs/07_evaluate.ipynb, "Validation study").
+"""The validation study behind settings of `deocc reproduce` (docs in nbs/07_evaluate.ipynb, "Validation study").
 
-Scores, on the *validation* identities of the full reproduce's split (never the test identities), seed 0:
-  - B from scratch; C trained from scratch (λ_expr = 1) vs fine-tuned from the shared pretrained B (λ_expr = 1 and 0.3);
-  - judge candidates: test_convnext for 15 and 40 epochs, resnet10t for 15 epochs.
+Every variant trains with the reproduce's own recipes (`judge_train_config`, `dstar_train_config`, `deocc_train_config`) on
+the split of the `full` preset and is scored on its *validation* identities only (the test identities are split off
+and never used). Prints one JSON line per variant, then, for the judge candidates, the choice the rule below makes.
 
-Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py RESULTS_DIR [VARIANT ...]
-RESULTS_DIR is a `deocc reproduce` folder whose seed0/fer and seed0/pretrain stages are done (about 50 min on 1 CPU thread
-for all variants). Prints one JSON line per variant.
+  - judge_<backbone>: judge candidates of other families than the FER's EfficientNet, at the judge's budget. Rule: the
+    smallest checkpoint within `--tolerance` points of the best final validation accuracy (the bundle must stay small).
+  - dstar_p<p>: D* with the judge's backbone and budget `dstar_steps`, with a share p of occluded training faces;
+    scored by accuracy on occluded validation faces.
+  - C_lambda<l>: C fine-tuned from the seed-0 pretrained de-occluder with lambda_expr = l; needs --results, a
+    `deocc reproduce` folder whose seed0/pretrain (and, for the in-package teacher, seed0/fer) stages are done.
+
+Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py [--results DIR] [--set KEY=VALUE ...] [VARIANT ...]
+(--set changes the ReproduceConfig as in `deocc reproduce`, e.g. --set judge_steps=300 for a cheaper screen.)
 """
-import json, sys, time
+import argparse, json, sys, time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from deocc.evaluate import REPRODUCE_PRESETS, _split, deocc_train_config, judge_train_config
-from deocc.models import load_model
+from deocc.evaluate import (REPRODUCE_PRESETS, _Run, _split, check_config, deocc_train_config, dstar_train_config,
+                            judge_train_config, override)
+from deocc.models import n_params
 from deocc.train import train_deoccluder, train_fer
 
+JUDGES = ("resnet10t", "regnetx_002", "dla46_c", "test_resnet")
 VARIANTS = {   # name: (kind, settings)
-    "B_scratch": ("deocc", dict(init=False, lambda_expr=0.0)),   # = the reproduce's `pretrain` stage of seed 0
-    "C_scratch_l1": ("deocc", dict(init=False, lambda_expr=1.0)),
-    "C_from_B_l1": ("deocc", dict(init=True, lambda_expr=1.0)),
-    "C_from_B_l0.3": ("deocc", dict(init=True, lambda_expr=0.3)),
-    "judge_test_convnext_15": ("judge", dict(backbone="test_convnext", epochs=15)),
-    "judge_test_convnext_40": ("judge", dict(backbone="test_convnext", epochs=40)),
-    "judge_resnet10t_15": ("judge", dict(backbone="resnet10t", epochs=15)),
-    # second round, after the full run's seed-2 judge stopped at 54 % on validation faces: a longer schedule, per judge seed
-    **{f"judge_resnet10t_25_seed{s}": ("judge", dict(backbone="resnet10t", epochs=25, seed=s)) for s in (0, 1, 2)},
+    **{f"judge_{b}": ("judge", dict(backbone=b)) for b in JUDGES},
+    **{f"dstar_p{p}": ("dstar", dict(p=p)) for p in (0.75, 0.9, 1.0)},
+    **{f"C_lambda{l}": ("deocc", dict(lambda_expr=l)) for l in (0.1, 0.3, 1.0)},
 }
 
 
-def main(results: str, *names: str):
+def judge_variant(cfg, train, val, backbone: str) -> dict:
+    "The reproduce's judge recipe with `backbone`: final and best validation accuracy, parameters, checkpoint MB."
+    model, h = train_fer(train, val, judge_train_config(cfg, len(train), backbone=backbone), progress=False)
+    return dict(backbone=backbone, val_acc=[round(r["val_acc"], 3) for r in h], final=round(h[-1]["val_acc"], 4),
+                params=n_params(model), mb=round(n_params(model) * 4 / 1e6, 1))
+
+
+def dstar_variant(cfg, train, val, p: float) -> dict:
+    "The reproduce's D* recipe with occlusion share `p`: accuracy on occluded validation faces per epoch."
+    fc = dstar_train_config(cfg, len(train))
+    _, h = train_fer(train, val, replace(fc, occlusion=dict(fc.occlusion, p=p)), progress=False)
+    return dict(val_acc_occluded=[round(r["val_acc_occluded"], 3) for r in h], final=round(h[-1]["val_acc_occluded"], 4))
+
+
+def deocc_variant(cfg, train, val, results: Path, lambda_expr: float) -> dict:
+    "The reproduce's C recipe from the seed-0 pretrained de-occluder with `lambda_expr`: validation logs per epoch."
+    if results is None or not (results / "seed0" / "pretrain" / "done.json").exists():
+        sys.exit("C_lambda variants need --results: a deocc reproduce folder whose seed0/pretrain stage is done")
+    tc = deocc_train_config(cfg, "full", 0, cfg.deocc_steps, len(train), str(results / "seed0" / "pretrain" / "final"), lambda_expr=lambda_expr)
+    teacher = _Run(cfg, results, "cpu").teacher(0)
+    _, h = train_deoccluder(train, teacher, tc, val, progress=False)
+    keys = [k[4:] for k in h[-1] if k.startswith("val_")]
+    return {k: [round(r[f"val_{k}"], 4) for r in h] for k in keys}
+
+
+def choose_judge(rows: list[dict], tolerance: float) -> dict:
+    "The smallest judge within `tolerance` points of the best final validation accuracy."
+    best = max(r["final"] for r in rows)
+    ok = [r for r in rows if r["final"] >= best - tolerance / 100]
+    return min(ok, key=lambda r: r["params"])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("variants", nargs="*", metavar="VARIANT", help="any of: " + ", ".join(VARIANTS) + " (default: all)")
+    p.add_argument("--results", type=Path, default=None, help="deocc reproduce folder (C_lambda variants)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="ReproduceConfig override, as in deocc reproduce")
+    p.add_argument("--tolerance", type=float, default=1.0, help="judge rule: points below the best that still count")
+    ns = p.parse_args(argv)
+    unknown = [v for v in ns.variants if v not in VARIANTS]
+    if unknown: p.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
     torch.set_num_threads(1)
-    results, cfg = Path(results), REPRODUCE_PRESETS["full"]
+    cfg = check_config(override(REPRODUCE_PRESETS["full"], ns.set))
     train, val, _ = _split(cfg)                       # the test identities are split off and never used here
-    fer = load_model(results / "seed0" / "fer" / "final")
-    for name in names or VARIANTS:
+    judges = []
+    for name in ns.variants or list(VARIANTS):
         kind, s = VARIANTS[name]; t0 = time.time()
-        if kind == "judge":   # the reproduce's judge recipe with this backbone and budget
-            jc = judge_train_config(replace(cfg, judge_backbone=s["backbone"], judge_epochs=s["epochs"]), s.get("seed", 0))
-            _, h = train_fer(train, val, jc, progress=False)
-            res = dict(val_acc=[round(r["val_acc"], 3) for r in h])
-        else:                 # the reproduce's C recipe, from scratch or from the seed-0 pretrained de-occluder
-            init = str(results / "seed0" / "pretrain" / "final") if s["init"] else None
-            tc = deocc_train_config(cfg, "full", 0, cfg.deocc_epochs, init, lambda_expr=s["lambda_expr"])
-            _, h = train_deoccluder(train, fer, tc, val, progress=False)
-            res = {k: [round(r[f"val_{k}"], 4) for r in h] for k in ("acc_occluded", "acc_restored", "psnr_mask", "pixel")}
+        if kind == "judge": res = judge_variant(cfg, train, val, s["backbone"]); judges.append(res)
+        elif kind == "dstar": res = dstar_variant(cfg, train, val, s["p"])
+        else: res = deocc_variant(cfg, train, val, ns.results, s["lambda_expr"])
         print(json.dumps(dict(variant=name, seconds=round(time.time() - t0), **res)), flush=True)
+    if len(judges) > 1: print(json.dumps(dict(judge_choice=choose_judge(judges, ns.tolerance)["backbone"], tolerance=ns.tolerance)), flush=True)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or any(n not in VARIANTS for n in sys.argv[2:]):
-        sys.exit(__doc__ + "\nvariants: " + ", ".join(VARIANTS))
-    main(*sys.argv[1:])
+    main()
