@@ -4,24 +4,30 @@
 
 # %% ../nbs/03_data.ipynb #bc439844
 from __future__ import annotations
-import argparse, csv, functools, hashlib, inspect, math, os, re, warnings
+import argparse, csv, fcntl, functools, gc, hashlib, inspect, io, json, math, os, re, time, warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 import cv2
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
 
-from .core import (DeoccError, EXPRESSIONS, NEUTRAL, CANONICAL_LANDMARKS, IMAGE_EXTENSIONS, FaceSet, class_names,
-                        split_by_identity, load_image, load_imagefolder, save_image, save_faceset, check_output_dir, _resize, command)
+from .core import (DeoccError, EXPRESSIONS, NEUTRAL, CANONICAL_LANDMARKS, IMAGE_EXTENSIONS, LANDMARK_NAMES, FaceSet,
+                        class_names, split_by_identity, load_image, load_imagefolder, save_image, save_faceset,
+                        check_output_dir, atomic_dir, _read_meta, _resize, command)
 
 # %% auto #0
 __all__ = ['FACE_CASCADE', 'EYE_CASCADE', 'DETECT_SIDE', 'CLAHE', 'EYE_ROI_WIDTH', 'BOX_EYES', 'SPLITS', 'READ_WORKERS',
-           'DATASETS', 'detect_faces', 'detect_eyes', 'eye_transform', 'apply_transform', 'align_face', 'dataset',
-           'parse_spec', 'load_dataset', 'datasets_help', 'write_fixture', 'add_data_argument', 'data_cmd']
+           'STREAM_AUTO_BYTES', 'STREAM_CACHE', 'STREAM_WORKERS', 'STREAM_BATCH', 'MATERIALIZE_BYTES', 'DATASETS',
+           'VARIANTS', 'detect_faces', 'detect_eyes', 'eye_transform', 'apply_transform', 'align_face', 'read_records',
+           'RecordImages', 'StreamedFaceSet', 'face_loader', 'dataset', 'parse_spec', 'load_dataset', 'datasets_help',
+           'write_fixture', 'write_variant', 'add_data_argument', 'data_cmd']
 
 # %% ../nbs/03_data.ipynb #d45045bb
 FACE_CASCADE = "haarcascade_frontalface_alt2.xml"   # frontal faces, in cv2.data.haarcascades
@@ -159,6 +165,7 @@ class _Item:
     identity: int | None = None           # subject id when the dataset has one
     split: str | None = None              # official split: train / val / test
     box: tuple[int, int, int, int] | None = None   # face box (x, y, w, h) given by the dataset
+    landmarks: torch.Tensor | None = None # (12, 2) float pixel landmarks in the source image (an ImageFolder's meta.csv)
 
 class _Drops:
     "Counts what an index or the builder leaves out, with an example of each, and warns once."
@@ -199,27 +206,31 @@ def _cache_key(item: _Item, size: int) -> str | None:
     st = item.source.stat()
     return hashlib.sha1(f"{item.source.resolve()}|{st.st_mtime_ns}|{st.st_size}|{item.box}|{size}|{_ALIGN_VERSION}".encode()).hexdigest()
 
-def _prepare(item: _Item, size: int, align: bool, cache_dir: Path | None) -> tuple[torch.Tensor, str]:
-    "An item's `(3, size, size)` crop and how it was made: eyes / box (aligned), none (no face: centre crop), crop."
+def _scaled_landmarks(item: _Item, img: torch.Tensor, size: int) -> torch.Tensor | None:
+    "An item's landmarks in the pixels of its `size` crop: only for square sources, which `_resize` scales whole."
+    h, w = img.shape[1:]
+    return item.landmarks * size / w if item.landmarks is not None and h == w else None
+
+def _prepare(item: _Item, size: int, align: bool, cache_dir: Path | None) -> tuple[torch.Tensor, str, torch.Tensor | None]:
+    "An item's `(3, size, size)` crop, how it was made (eyes / box: aligned; none: no face, centre crop; crop) and its landmarks."
     key = _cache_key(item, size) if align and cache_dir is not None else None
     if key:
         hit = sorted((cache_dir / key[:2]).glob(f"{key}-*.png"))
-        if hit: return load_image(hit[0]), hit[0].stem.split("-")[-1]
+        if hit: return load_image(hit[0]), hit[0].stem.split("-")[-1], None
     img = _read_source(item)
     if item.box is not None: img = _crop_box(img, item.box, margin=0.4 if align else 0.0)
-    if not align: return _resize(img, size), "crop"
+    if not align: return _resize(img, size), "crop", _scaled_landmarks(item, img, size) if item.box is None else None
     try: out, info = align_face(img, size, name=item.rel); method = info["method"]
     except DeoccError as e:
         if "no face found" not in str(e): raise
         out, method = _resize(img, size), "none"
     if key: save_image(out, cache_dir / key[:2] / f"{key}-{method}.png")
-    return out, method
+    return out, method, None
 
 # %% ../nbs/03_data.ipynb #f53444eb
-def _build(items: list[_Item], drops: _Drops, name: str, root: Path, split: str = "all", size: int = 96, seed: int = 0,
-           neutral: bool = False, align: bool = False, cache_dir=None, test_fraction: float = 0.2,
-           skip_bad: bool = False) -> FaceSet:
-    "Apply the common protocol to an index and read its images into a `FaceSet`."
+def _select(items: list[_Item], drops: _Drops, name: str, root: Path, split: str, size: int, seed: int, neutral: bool,
+            test_fraction: float) -> tuple[list[_Item], torch.Tensor, tuple[str, ...], bool]:
+    "The common protocol on an index: drop neutral unless asked, give every sample a subject, keep `split`; `(items, identities, classes, official)`."
     if split not in SPLITS: raise DeoccError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if not 16 <= size <= 512: raise DeoccError(f"size {size} out of range: use 16..512")
     classes = class_names(neutral)
@@ -238,35 +249,359 @@ def _build(items: list[_Item], drops: _Drops, name: str, root: Path, split: str 
         else: keep = split_by_identity(idents, test_fraction, seed)[0 if split == "train" else 1]
         items, idents = [it for it, k in zip(items, keep.tolist()) if k], idents[keep]
         if not items: raise DeoccError(f"{root}: the {split} split of {name} is empty")
+    return items, idents, classes, official
+
+def _stack_landmarks(lms: Sequence[torch.Tensor | None]) -> torch.Tensor | None:
+    "(N, 12, 2) landmarks when every face has them, else None."
+    return torch.stack(list(lms)) if len(lms) and all(l is not None for l in lms) else None
+
+def _assemble(items: list[_Item], keep: Sequence[int], methods: list[str], images, landmarks: torch.Tensor | None,
+              idents: torch.Tensor, classes: tuple[str, ...], official: bool, align: bool, drops: _Drops, name: str,
+              split: str, cls: type = FaceSet) -> FaceSet:
+    "The `cls` FaceSet of the samples `keep` (those that could be read): labels, subjects, meta; then the warnings."
+    items = [items[i] for i in keep]
+    if align and methods.count("none"):
+        ex = next(it.rel for it, m in zip(items, methods) if m == "none")
+        warnings.warn(f"{name}: the face detector found no face in {methods.count('none')} of {len(items)} images (e.g. {ex}); "
+                      "they are kept as centre crops, not aligned (meta['align'] == 'none')", stacklevel=3)
+    meta: dict[str, Any] = dict(files=[it.rel for it in items])
+    if official: meta["split"] = [it.split for it in items]
+    if align: meta["align"] = methods
+    fs = cls(images, torch.tensor([classes.index(it.label) for it in items], dtype=torch.int64),
+             idents[torch.as_tensor(keep, dtype=torch.int64)], classes, landmarks, meta,
+             name=name if split == "all" else f"{name}-{split}")
+    drops.warn(name, len(fs))
+    return fs
+
+def _read_all(items: list[_Item], size: int, align: bool, cache_dir) -> list:
+    "Every item's `_prepare` result, or the `DeoccError` it raised, read by `READ_WORKERS` threads."
     cache = Path(cache_dir) if cache_dir is not None else None
     def attempt(it):
         try: return _prepare(it, size, align, cache)
         except DeoccError as e: return e
     workers = 1 if align or len(items) < 256 else READ_WORKERS   # decoding releases the GIL; the detector runs alone
-    with ThreadPoolExecutor(workers) as pool: results = list(pool.map(attempt, items))
-    imgs, keep, methods = [], [], []
-    for i, (it, r) in enumerate(zip(items, results)):
+    with ThreadPoolExecutor(workers) as pool: return list(pool.map(attempt, items))
+
+def _build(items: list[_Item], drops: _Drops, name: str, root: Path, split: str = "all", size: int = 96, seed: int = 0,
+           neutral: bool = False, align: bool = False, cache_dir=None, test_fraction: float = 0.2,
+           skip_bad: bool = False, stream: bool | str = "auto", workers: int | None = None) -> FaceSet:
+    "Apply the common protocol to an index, then read its images into a `FaceSet`, or stream them from a record cache."
+    items, idents, classes, official = _select(items, drops, name, root, split, size, seed, neutral, test_fraction)
+    if _streams(stream, len(items), size):
+        return _stream(items, idents, classes, official, drops, name, root, split, size, align, cache_dir, skip_bad, workers)
+    keep, methods, imgs, lms = [], [], [], []
+    for i, (it, r) in enumerate(zip(items, _read_all(items, size, align, cache_dir))):
         if isinstance(r, DeoccError):
             if not skip_bad: raise r
             drops.add("unreadable images (skip_bad=True)", it.rel); continue
-        imgs.append(r[0]); keep.append(i); methods.append(r[1])
+        keep.append(i); imgs.append(r[0]); methods.append(r[1]); lms.append(r[2])
     if not imgs: raise DeoccError(f"{root}: none of the {len(items)} images of {name} could be read")
-    items = [items[i] for i in keep]
-    if align and methods.count("none"):
-        ex = next(it.rel for it, m in zip(items, methods) if m == "none")
-        warnings.warn(f"{name}: the face detector found no face in {methods.count('none')} of {len(items)} images (e.g. {ex}); "
-                      "they are kept as centre crops, not aligned (meta['align'] == 'none')", stacklevel=2)
-    meta: dict[str, Any] = dict(files=[it.rel for it in items])
-    if official: meta["split"] = [it.split for it in items]
-    if align: meta["align"] = methods
-    fs = FaceSet(torch.stack(imgs), torch.tensor([classes.index(it.label) for it in items]), idents[keep], classes,
-                 meta=meta, name=name if split == "all" else f"{name}-{split}")
-    drops.warn(name, len(fs))
-    return fs
+    return _assemble(items, keep, methods, torch.stack(imgs), _stack_landmarks(lms), idents, classes, official, align,
+                     drops, name, split)
+
+# %% ../nbs/03_data.ipynb #8a671fae
+STREAM_AUTO_BYTES = 2 * 2**30    # stream="auto" streams a selection whose uint8 faces would take more than this in memory
+STREAM_CACHE = Path(os.environ.get("DEOCC_CACHE", "~/.cache/deocc")).expanduser() / "records"  # default cache_dir of streams
+STREAM_WORKERS = min(4, os.cpu_count() or 1)   # DataLoader worker processes that decode, align and resize into a cache
+STREAM_BATCH = 64                # faces per decoding batch, written with one positioned write
+MATERIALIZE_BYTES = 2**30        # a RecordImages view refuses to read more than this at once
+_RECORDS_VERSION = 1             # bump when the record cache format changes
+_FDS: dict[tuple[str, int], int] = {}   # (record file, process id) → read-only descriptor
+
+def _fd(path: str) -> int:
+    "A read-only descriptor of `path`, opened once per process (positioned reads share it safely)."
+    key = (path, os.getpid())
+    if key not in _FDS:
+        try: _FDS[key] = os.open(path, os.O_RDONLY)
+        except OSError as e: raise DeoccError(f"{path}: cannot open the record cache ({e.strerror}); delete its folder to rebuild it") from None
+    return _FDS[key]
+
+def _pread_into(fd: int, view: memoryview, offset: int, path: str):
+    "Fill `view` from `offset` of `fd` (short reads retried)."
+    got = 0
+    while got < len(view):
+        n = os.preadv(fd, [view[got:]], offset + got) if hasattr(os, "preadv") else _pread_copy(fd, view[got:], offset + got)
+        if n == 0: raise DeoccError(f"{path}: ends at byte {offset + got}, before the records asked for; delete its folder to rebuild the cache")
+        got += n
+
+def _pread_copy(fd: int, view: memoryview, offset: int) -> int:
+    data = os.pread(fd, len(view), offset); view[:len(data)] = data; return len(data)
+
+def read_records(path: str | Path,          # a record file: N × 3 × side × side uint8, record after record
+                 side: int,                 # the records' image side
+                 positions: Sequence[int],  # record numbers, any order, repeats allowed
+                 ) -> np.ndarray:
+    "Records `positions` as `(n, 3, side, side)` uint8: one positioned read per run of consecutive records, nothing mapped."
+    rec, pos = 3 * side * side, np.asarray(positions, dtype=np.int64).reshape(-1)
+    out = np.empty((len(pos), 3, side, side), dtype=np.uint8)
+    if not len(pos): return out
+    flat, fd = out.reshape(len(pos), rec), _fd(str(path))
+    starts = np.flatnonzero(np.diff(pos, prepend=pos[0] - 2) != 1)
+    for a, b in zip(starts.tolist(), np.append(starts[1:], len(pos)).tolist()):
+        _pread_into(fd, memoryview(flat[a:b]).cast("B"), int(pos[a]) * rec, str(path))
+    return out
+
+# %% ../nbs/03_data.ipynb #f18e9be5
+def _tensor_index(key, n: int) -> np.ndarray:
+    "A list / array / tensor / boolean mask index over `n` items as int64 positions."
+    a = key.cpu().numpy() if torch.is_tensor(key) else np.asarray(key)
+    if a.dtype == bool:
+        if a.shape != (n,): raise IndexError(f"boolean mask of shape {a.shape} for {n} images")
+        return np.flatnonzero(a)
+    if a.size and a.dtype.kind not in "iu": raise IndexError(f"images can be indexed with integers, slices or masks, not {a.dtype}")
+    return a.astype(np.int64).reshape(-1)
+
+class RecordImages:
+    "A lazy `(N, 3, S, S)` uint8 view of a record file: indexing reads only those records; other uses load it whole (bounded)."
+    dtype, ndim, device, is_cuda = torch.uint8, 4, torch.device("cpu"), False
+
+    def __init__(self, path: str | Path, side: int, positions: Sequence[int]):
+        self.path, self.side, self.positions = str(path), int(side), np.asarray(positions, dtype=np.int64)
+
+    def __len__(self) -> int: return len(self.positions)
+    @property
+    def shape(self) -> torch.Size: return torch.Size((len(self), 3, self.side, self.side))
+    def size(self, dim: int | None = None): return self.shape if dim is None else self.shape[dim]
+    @property
+    def nbytes(self) -> int: return len(self) * 3 * self.side * self.side
+
+    def take(self, key) -> "RecordImages":
+        "The view of `self[key]` (slice, indices or mask), without reading."
+        pos = self.positions[key] if isinstance(key, slice) else self.positions[_tensor_index(key, len(self))]
+        return RecordImages(self.path, self.side, pos)
+
+    def load(self) -> torch.Tensor:
+        "The whole view as a `(N, 3, S, S)` uint8 tensor; refused above `MATERIALIZE_BYTES`."
+        if self.nbytes > MATERIALIZE_BYTES:
+            raise DeoccError(f"{len(self)} streamed faces ({self.nbytes / 2**30:.1f} GiB) are too many to load at once "
+                             f"(MATERIALIZE_BYTES = {MATERIALIZE_BYTES / 2**30:.1f} GiB): index them in batches, "
+                             "e.g. fs.images[i:i + 256], or take fs.subset(idx) first")
+        return torch.from_numpy(read_records(self.path, self.side, self.positions))
+
+    def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, tuple): return self[key[0]][(slice(None),) * (not _is_int(key[0])) + key[1:]]
+        if _is_int(key):
+            i = int(key)
+            if not -len(self) <= i < len(self): raise IndexError(f"index {i} out of range for {len(self)} images")
+            return torch.from_numpy(read_records(self.path, self.side, self.positions[[i]]))[0]
+        return self.take(key).load()
+
+    def __iter__(self): return (self[i] for i in range(len(self)))
+    def __array__(self, dtype=None, copy=None): return self.load().numpy() if dtype is None else self.load().numpy().astype(dtype)
+    def __getattr__(self, name: str):
+        if name.startswith("_"): raise AttributeError(name)
+        return getattr(self.load(), name)      # tensor methods (.float(), .to(), ...) act on the loaded view
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        load = lambda a: a.load() if isinstance(a, RecordImages) else [load(x) for x in a] if isinstance(a, (list, tuple)) else a
+        return func(*[load(a) for a in args], **{k: load(v) for k, v in (kwargs or {}).items()})
+
+    def __repr__(self): return f"RecordImages({self.path!r}, n={len(self)}, side={self.side})"
+
+def _is_int(key) -> bool: return isinstance(key, (int, np.integer)) or (torch.is_tensor(key) and key.ndim == 0 and not key.is_floating_point())
+
+# %% ../nbs/03_data.ipynb #57b98438
+def _subset_meta(meta: dict[str, Any], idx: torch.Tensor) -> dict[str, Any]:
+    return {k: (v[idx] if torch.is_tensor(v) else [v[i] for i in idx.tolist()]) for k, v in meta.items()}
+
+@dataclass(repr=False)
+class StreamedFaceSet(FaceSet):
+    "A `FaceSet` whose `images` is a `RecordImages` view of a record cache: batches are read from disk when indexed."
+    def subset(self, idx) -> FaceSet:
+        "The samples `idx` (indices or bool mask) as another streamed view: nothing is read."
+        if not isinstance(self.images, RecordImages): return super().subset(idx)
+        idx = torch.as_tensor(idx)
+        if idx.dtype == torch.bool: idx = idx.nonzero().flatten()
+        return StreamedFaceSet(self.images.take(idx), self.labels[idx], self.identities[idx], self.classes,
+                               None if self.landmarks is None else self.landmarks[idx], _subset_meta(self.meta, idx), self.name)
+
+    def in_memory(self) -> FaceSet:
+        "This set as an ordinary in-memory `FaceSet` (refused above `MATERIALIZE_BYTES`)."
+        images = self.images.load() if isinstance(self.images, RecordImages) else self.images
+        return FaceSet(images, self.labels, self.identities, self.classes, self.landmarks, dict(self.meta), self.name)
+
+# %% ../nbs/03_data.ipynb #0f1308f5
+_METHODS = ("crop", "eyes", "box", "none")   # how a record was made (index.npz `method`); 255: unreadable
+
+def _pack(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    "Strings as one uint8 buffer and (n + 1,) offsets."
+    b = [s.encode("utf-8", "surrogateescape") for s in strings]
+    offs = np.zeros(len(b) + 1, dtype=np.int64); np.cumsum([len(x) for x in b], out=offs[1:])
+    return np.frombuffer(b"".join(b), dtype=np.uint8), offs
+
+def _unpack(buf: np.ndarray, offs: np.ndarray, i: int) -> str:
+    return buf[offs[i]:offs[i + 1]].tobytes().decode("utf-8", "surrogateescape")
+
+class _Sources:
+    "What decoding needs of an index, in flat arrays: file paths or pixel strings, names, boxes, landmarks."
+    def __init__(self, items: list[_Item]):
+        pix = [isinstance(it.source, _Pixels) for it in items]
+        self.pixels = np.array(pix, dtype=bool)
+        self.src = _pack([f"{it.source.where}\n{it.source.text}" if p else str(it.source) for it, p in zip(items, pix)])
+        self.rel = _pack([it.rel for it in items])
+        self.box = np.array([it.box if it.box is not None else (-1, -1, -1, -1) for it in items], dtype=np.int64).reshape(-1, 4)
+        self.lm = np.full((len(items), len(LANDMARK_NAMES), 2), np.nan, dtype=np.float32)
+        for i, it in enumerate(items):
+            if it.landmarks is not None: self.lm[i] = it.landmarks.numpy()
+
+    def __len__(self) -> int: return len(self.pixels)
+
+    def item(self, i: int) -> _Item:
+        "The decodable part of item `i` (label, subject and split are not needed)."
+        s = _unpack(*self.src, i)
+        source = _Pixels(s.split("\n", 1)[1], s.split("\n", 1)[0]) if self.pixels[i] else Path(s)
+        box = tuple(int(v) for v in self.box[i]) if self.box[i, 2] >= 0 else None
+        lm = torch.from_numpy(self.lm[i].copy()) if not np.isnan(self.lm[i]).any() else None
+        return _Item(source, "", _unpack(*self.rel, i), box=box, landmarks=lm)
+
+class _Decode(Dataset):
+    "Item i → `(i, crop (3, S, S) uint8, method code, landmarks (12, 2), error)`; runs on DataLoader workers."
+    def __init__(self, sources: _Sources, size: int, align: bool): self.sources, self.size, self.align = sources, size, align
+    def __len__(self): return len(self.sources)
+    def __getitem__(self, i: int):
+        lm = np.full((len(LANDMARK_NAMES), 2), np.nan, dtype=np.float32)
+        try: img, method, l = _prepare(self.sources.item(i), self.size, self.align, None)
+        except DeoccError as e: return i, np.zeros((3, self.size, self.size), np.uint8), 255, lm, str(e)
+        if l is not None: lm = l.numpy()
+        return i, img.numpy(), _METHODS.index(method), lm, ""
+
+def _collate(batch: list) -> tuple:
+    i, img, m, lm, err = zip(*batch)
+    return np.array(i), np.stack(img), np.array(m, dtype=np.uint8), np.stack(lm), list(err)
+
+# %% ../nbs/03_data.ipynb #61120da4
+def _fingerprint(items: list[_Item], idents: torch.Tensor, classes: Sequence[str], name: str, split: str, size: int,
+                 align: bool) -> str:
+    "A hash of everything a record cache depends on: each source (path, size, modification time; or its pixels), label, subject, box, landmarks, and the crop settings and code versions."
+    h = hashlib.sha256(json.dumps(dict(records=_RECORDS_VERSION, align_version=_ALIGN_VERSION, name=name, split=split,
+                                       size=size, align=bool(align), classes=list(classes))).encode())
+    for it, d in zip(items, idents.tolist()):
+        if isinstance(it.source, Path):
+            try: st = os.stat(it.source); src = f"{os.path.abspath(it.source)}|{st.st_size}|{st.st_mtime_ns}"
+            except OSError: src = f"{os.path.abspath(it.source)}|missing"
+        else: src = hashlib.sha1(it.source.text.encode()).hexdigest()
+        lm = None if it.landmarks is None else it.landmarks.flatten().tolist()
+        h.update(f"{src}|{it.rel}|{it.label}|{d}|{it.split}|{it.box}|{lm}\n".encode())
+    return h.hexdigest()
+
+def _pwrite_all(fd: int, data: memoryview, offset: int):
+    while len(data): n = os.pwrite(fd, data, offset); data, offset = data[n:], offset + n
+
+def _write_records(folder: Path, items: list[_Item], size: int, align: bool, workers: int, desc: str) -> dict[str, np.ndarray]:
+    "Decode `items` on `workers` DataLoader processes into `folder/records.u8`; returns the per-record ok / method / landmarks / errors."
+    n, rec = len(items), 3 * size * size
+    out = dict(ok=np.zeros(n, bool), method=np.full(n, 255, np.uint8), landmarks=np.full((n, len(LANDMARK_NAMES), 2), np.nan, np.float32))
+    errors: dict[int, str] = {}
+    loader = DataLoader(_Decode(_Sources(items), size, align), batch_size=STREAM_BATCH, num_workers=workers, collate_fn=_collate,
+                        generator=torch.Generator().manual_seed(0))   # its own generator: the global torch RNG is not drawn from
+    fd = os.open(folder / "records.u8", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    cv_threads = cv2.getNumThreads()
+    if workers: cv2.setNumThreads(1)   # OpenCV's thread pool does not survive fork; torch runs 1 thread per worker itself
+    gc.freeze()      # forked workers must not touch (and so copy) the index's objects when they collect garbage
+    try:
+        with tqdm(total=n, desc=desc, unit="face", disable=True if n < 5000 else None, leave=False) as bar:
+            for idx, imgs, methods, lms, errs in loader:
+                _pwrite_all(fd, memoryview(np.ascontiguousarray(imgs)).cast("B"), int(idx[0]) * rec)
+                out["ok"][idx], out["method"][idx], out["landmarks"][idx] = methods != 255, methods, lms
+                errors.update({int(i): e for i, e in zip(idx, errs) if e}); bar.update(len(idx))
+        os.fsync(fd)
+    finally: os.close(fd); gc.unfreeze(); cv2.setNumThreads(cv_threads)
+    out["errors"] = errors
+    return out
+
+# %% ../nbs/03_data.ipynb #ccd8f7a6
+def _write_index(folder: Path, res: dict, items: list[_Item], idents: torch.Tensor, classes: Sequence[str], info: dict):
+    "index.npz (per-record arrays) and index.json (what the cache holds) beside records.u8."
+    files = _pack([it.rel for it in items])
+    arrays = dict(ok=res["ok"], method=res["method"], landmarks=res["landmarks"], identities=idents.numpy(),
+                  labels=np.array([list(classes).index(it.label) for it in items], dtype=np.int64),
+                  split=np.array([SPLITS.index(it.split) if it.split else 0 for it in items], dtype=np.uint8),
+                  files=files[0], file_offsets=files[1])
+    buf = io.BytesIO(); np.savez(buf, **arrays); (folder / "index.npz").write_bytes(buf.getvalue())
+    (folder / "index.json").write_text(json.dumps(dict(info, n=len(items), classes=list(classes), errors=res["errors"],
+                                                       created=time.strftime("%Y-%m-%d %H:%M:%S")), indent=1) + "\n")
+
+def _read_index(folder: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    "A record cache's (index.json, index.npz arrays); a damaged one raises naming the folder."
+    try:
+        info = json.loads((folder / "index.json").read_text())
+        with np.load(folder / "index.npz", allow_pickle=False) as z: arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError) as e:
+        raise DeoccError(f"{folder}: damaged record cache ({type(e).__name__}); delete the folder to rebuild it") from None
+    if info.get("records") != _RECORDS_VERSION or (folder / "records.u8").stat().st_size != info["n"] * 3 * info["size"] ** 2:
+        raise DeoccError(f"{folder}: record cache of another format or truncated; delete the folder to rebuild it")
+    return info, arrays
+
+def _ensure_records(folder: Path, items: list[_Item], idents: torch.Tensor, classes, info: dict, workers: int) -> tuple[dict, dict]:
+    "Build the record cache `folder` unless it exists (one builder at a time: a file lock), then read its index."
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)      # concurrent loaders (torchrun ranks) wait for the first to finish
+        if not (folder / "index.json").exists():
+            with atomic_dir(folder) as tmp:
+                res = _write_records(tmp, items, info["size"], info["align"], workers, f"caching {info['dataset']}")
+                _write_index(tmp, res, items, idents, classes, info)
+    return _read_index(folder)
+
+# %% ../nbs/03_data.ipynb #a68f5d4c
+def _streams(stream: bool | str | int, n: int, size: int) -> bool:
+    "Whether a selection of `n` faces of `size` px is streamed: `stream` True / False, or 'auto' above `STREAM_AUTO_BYTES`."
+    if isinstance(stream, str) and stream.lower() == "auto": return n * 3 * size * size > STREAM_AUTO_BYTES
+    if stream in (True, False, 0, 1): return bool(stream)
+    raise DeoccError(f"stream must be true, false or auto, got {stream!r}")
+
+def _stream(items: list[_Item], idents: torch.Tensor, classes: tuple[str, ...], official: bool, drops: _Drops, name: str,
+            root: Path, split: str, size: int, align: bool, cache_dir, skip_bad: bool, workers: int | None) -> StreamedFaceSet:
+    "The selected items as a `StreamedFaceSet` over their record cache (built first if absent)."
+    fp = _fingerprint(items, idents, classes, name, split, size, align)
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else STREAM_CACHE
+    folder = cache / f"{name}-{split}-{size}px{'-aligned' if align else ''}-{fp[:16]}"
+    info = dict(records=_RECORDS_VERSION, align_version=_ALIGN_VERSION, dataset=name, source=str(root), split=split,
+                size=size, align=bool(align), fingerprint=fp)
+    w = STREAM_WORKERS if workers is None else int(workers)
+    if w < 0: raise DeoccError(f"workers must be >= 0, got {w}")
+    try: info, idx = _ensure_records(folder, items, idents, classes, info, w if len(items) > 2 * STREAM_BATCH else 0)
+    except OSError as e: raise DeoccError(f"{cache}: cannot write the record cache there ({e.strerror or e}); pass cache_dir=/writable/folder (spec option ?cache_dir=...)") from None
+    ok = idx["ok"]
+    for i in np.flatnonzero(~ok).tolist():
+        if not skip_bad: raise DeoccError(info["errors"][str(i)])
+        drops.add("unreadable images (skip_bad=True)", items[i].rel)
+    keep = np.flatnonzero(ok)
+    if not len(keep): raise DeoccError(f"{root}: none of the {len(items)} images of {name} could be read")
+    lms = idx["landmarks"][keep]
+    return _assemble(items, keep.tolist(), [_METHODS[m] for m in idx["method"][keep].tolist()],
+                     RecordImages(folder / "records.u8", size, keep), None if np.isnan(lms).any() else torch.from_numpy(lms),
+                     idents, classes, official, align, drops, name, split, cls=StreamedFaceSet)
+
+# %% ../nbs/03_data.ipynb #6dc88d0f
+class _Batches(Dataset):
+    "A list of indices → `(images (B, 3, S, S) uint8, labels (B,))` of a FaceSet; streamed sets read one batch from disk."
+    def __init__(self, fs: FaceSet): self.fs = fs
+    def __len__(self): return len(self.fs)
+    def __getitem__(self, idx):
+        idx = torch.as_tensor(idx, dtype=torch.int64)
+        return self.fs.images[idx], self.fs.labels[idx]
+
+def face_loader(fs: FaceSet,                # in memory or streamed
+                batch_size: int = 32,
+                shuffle: bool = True,       # a new seeded order every epoch (`loader.batch_sampler.sampler.set_epoch(e)`)
+                seed: int = 0,
+                workers: int = 0,           # reading processes (0: in this one)
+                rank: int | None = None,    # this process's shard (default: torchrun's RANK, else 0) ...
+                world: int | None = None,   # ... of this many (default: WORLD_SIZE, else 1)
+                drop_last: bool = True) -> DataLoader:
+    "A DataLoader of `(images (B, 3, S, S) uint8, labels (B,))` batches over `fs`, sharded over ranks by a `DistributedSampler`."
+    rank = int(os.environ.get("RANK", 0)) if rank is None else rank
+    world = int(os.environ.get("WORLD_SIZE", 1)) if world is None else world
+    ds = _Batches(fs)
+    sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    return DataLoader(ds, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last), num_workers=workers,
+                      generator=torch.Generator().manual_seed(seed))   # not the global torch RNG
 
 # %% ../nbs/03_data.ipynb #f984123f
 DATASETS: dict[str, dict[str, Any]] = {}   # name → dict(fn=loader(path, **kw) -> FaceSet, doc=one line, options=dict)
-_COMMON = ("split", "size", "seed", "neutral", "align", "cache_dir", "test_fraction", "skip_bad")
+_COMMON = ("split", "size", "seed", "neutral", "align", "cache_dir", "test_fraction", "skip_bad", "stream", "workers")
 
 def _options(fn: Callable) -> dict[str, Any]:
     return {k: p.default for k, p in inspect.signature(fn).parameters.items()
@@ -276,14 +611,15 @@ def dataset(name: str, doc: str, cropped: bool = False): # cropped: images are s
     "Register an index function `fn(root, neutral, **options) -> (items, drops)` as the loader of `name:` specs."
     def deco(fn):
         def load(path: str, split="all", size=96, seed=0, neutral=False, align=False, cache_dir=None, test_fraction=0.2,
-                 skip_bad=False, **opts) -> FaceSet:
+                 skip_bad=False, stream="auto", workers=None, **opts) -> FaceSet:
             root = Path(path).expanduser()
             if not root.exists(): raise DeoccError(f"{root}: no such file or folder (for {name}: {doc})")
             if align and cropped:
                 warnings.warn(f"{name}: images are already {name.upper()} face crops (48x48); align=True is ignored", stacklevel=3)
                 align = False
             items, drops = fn(root, neutral=neutral, **opts)
-            return _build(items, drops, name, root, split, size, seed, neutral, align, cache_dir, test_fraction, skip_bad)
+            return _build(items, drops, name, root, split, size, seed, neutral, align, cache_dir, test_fraction, skip_bad,
+                          stream, workers)
         DATASETS[name] = dict(fn=load, doc=doc, options=_options(fn)); load.__doc__ = f"Load {name}: {doc}"
         return fn
     return deco
@@ -317,57 +653,147 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
     return name, path, options
 
 # %% ../nbs/03_data.ipynb #4f52d142
+_SPEC_COMMON = ("neutral", "align", "cache_dir", "test_fraction", "stream", "workers")   # settings every spec takes after '?'
+
 def load_dataset(spec: str,                 # e.g. "synth", "oulu-casia:/data/Oulu", "fer2013:/data/fer2013.csv"
                  split: str = "all",        # all, train, test (val where official)
                  size: int = 96,            # output side in pixels
                  seed: int = 0,             # seed of the subject-independent split
                  neutral: bool = False,     # keep neutral as a 7th class
                  align: bool = False,       # detect + eye-align faces (photos); method per image in meta['align']
-                 cache_dir: str | Path | None = None, # cache aligned crops here (keyed by file, mtime, size)
+                 cache_dir: str | Path | None = None, # aligned crops (PNG per file) in memory; record caches when streaming (default STREAM_CACHE)
                  test_fraction: float = 0.2,# share of subjects held out when there is no official split
+                 stream: bool | str = "auto", # True: faces stay on disk (StreamedFaceSet); "auto": above STREAM_AUTO_BYTES
+                 workers: int | None = None,# DataLoader processes that fill a stream's cache (default STREAM_WORKERS)
                  **kw) -> FaceSet:
     "Load any supported dataset as a `FaceSet` of `(N, 3, size, size)` uint8 faces with deocc labels."
     name, path, opts = parse_spec(spec)
+    common = dict(neutral=neutral, align=align, cache_dir=cache_dir, test_fraction=test_fraction, stream=stream, workers=workers)
+    common.update({k: opts.pop(k) for k in list(opts) if k in common})   # the spec's own settings win: `?stream=true,align=true`
     opts.update(kw)
     entry = DATASETS[name]
     bad = sorted(set(opts) - set(entry["options"]) - {"skip_bad"})
     if bad:
         valid = ", ".join(f"{k}={v!r}" for k, v in entry["options"].items()) or "none"
-        raise DeoccError(f"{name}: unknown option(s) {', '.join(bad)}; its options are: {valid}")
-    return entry["fn"](path, split=split, size=size, seed=seed, neutral=neutral, align=align, cache_dir=cache_dir,
-                       test_fraction=test_fraction, **opts)
+        raise DeoccError(f"{name}: unknown option(s) {', '.join(bad)}; its options are: {valid}; "
+                         f"every spec also takes {', '.join(_SPEC_COMMON)}, skip_bad")
+    return entry["fn"](path, split=split, size=size, seed=seed, **common, **opts)
 
 def datasets_help() -> str:
     "One line per data spec, for `--help` texts."
     return "\n".join(f"  {n + ':' + ('[k=v,...]' if n == 'synth' else '/path'):<22} {d['doc']}" for n, d in DATASETS.items())
 
+# %% ../nbs/03_data.ipynb #33378e0a
+_ALIASES = {**{e: e for e in class_names(True)}, "angry": "anger", "disgusted": "disgust", "fearful": "fear",
+            "happy": "happiness", "sad": "sadness", "surprised": "surprise", "contempt": "contempt"}
+_SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                  "publictest": "val", "test": "test", "testing": "test", "privatetest": "test"}
+
+def _subdirs(p: Path) -> list[Path]: return sorted(c for c in p.iterdir() if c.is_dir() and not c.name.startswith("."))
+
+def _class_label(name: str, numbering: dict[int, str] | None) -> str | None:
+    "The deocc class of a class folder name (alias, or number in `numbering`), or None."
+    k = name.strip().lower()
+    return (numbering or {}).get(int(k)) if k.isdigit() else _ALIASES.get(k)
+
+def _layout_root(root: Path) -> Path:
+    "`root` if it holds split folders (train/, test/, ...) or class folders; else the one folder below it that holds split folders."
+    if any(c.name.lower() in _SPLIT_FOLDERS for c in _subdirs(root)): return root
+    below = [c for c in _subdirs(root) if any(g.name.lower() in _SPLIT_FOLDERS for g in _subdirs(c))]
+    return below[0] if len(below) == 1 else root
+
+def _has_class_folders(root: Path, numbering: dict[int, str] | None = None) -> bool:
+    "Whether `root` looks like a class-folder repackaging (split folders, or recognised class folders)."
+    if not root.is_dir(): return False
+    base = _layout_root(root); subs = _subdirs(base)
+    return any(c.name.lower() in _SPLIT_FOLDERS for c in subs) or any(_class_label(c.name, numbering) for c in subs)
+
+def _class_folders(folder: Path, numbering: dict[int, str] | None, what: str) -> list[tuple[Path, str]]:
+    "Every class sub-folder of `folder` with its label; an unknown name raises, listing what is accepted."
+    out = [(c, _class_label(c.name, numbering)) for c in _subdirs(folder)]
+    unknown = [c.name for c, l in out if l is None]
+    if unknown:
+        names = f"{sorted(class_names(True))} or the aliases {sorted(set(_ALIASES) - set(class_names(True)))}"
+        hint = (f"{what} numbers its class folders {', '.join(f'{k}={v}' for k, v in numbering.items())}; names {names} work too" if numbering
+                else f"class folders must be among {names}; numbered folders need their dataset's codes: rafdb:/path (1-7), fer2013:/path (0-6), affectnet:/path (0-7)")
+        raise DeoccError(f"{folder}: unknown expression folder(s) {unknown[:5]}; {hint}")
+    return out
+
+def _meta_row(row: dict[str, str] | None, root: Path, rel: str) -> tuple[int | None, torch.Tensor | None]:
+    "(subject, (12, 2) landmarks in file pixels) from a meta.csv row, as `load_imagefolder` reads them."
+    if not row: return None, None
+    try:
+        ident = int(row["identity"]) if row.get("identity", "") != "" else None
+        lm = torch.tensor([float(row[f"{n}_{a}"]) for n in LANDMARK_NAMES for a in "xy"]).view(-1, 2) if f"{LANDMARK_NAMES[0]}_x" in row else None
+    except (ValueError, TypeError, KeyError) as e:
+        raise DeoccError(f"{root / 'meta.csv'}: bad row for {rel} ({type(e).__name__}: {e}); fix or delete meta.csv") from None
+    return ident, lm
+
+# %% ../nbs/03_data.ipynb #b2933a24
+def _index_folders(root: Path, neutral: bool = False, numbering: dict[int, str] | None = None, what: str = "imagefolder",
+                   val_split: str = "val") -> tuple[list[_Item], _Drops]:
+    "Index `[<split>/]<class>/<image>` folders (+ `meta.csv`); `val_split`: the split a validation folder stands for."
+    if not root.exists(): raise DeoccError(f"{root}: no such folder")
+    if not root.is_dir(): raise DeoccError(f"{root}: not a folder; expected <expression>/<image> sub-folders")
+    base = _layout_root(root)
+    splits = [(c, _SPLIT_FOLDERS[c.name.lower()]) for c in _subdirs(base) if c.name.lower() in _SPLIT_FOLDERS] or [(base, None)]
+    meta = _read_meta(root) if (root / "meta.csv").exists() else {}
+    items, drops = [], _Drops()
+    for folder, sp in splits:
+        for cls_dir, label in _class_folders(folder, numbering, what):
+            for f in sorted(cls_dir.rglob("*")):
+                if f.suffix.lower() not in IMAGE_EXTENSIONS or not f.is_file(): continue
+                rel = f.relative_to(root).as_posix()
+                if label not in class_names(True): drops.add(f"{label} (no deocc class)", rel); continue
+                ident, lm = _meta_row(meta.get(rel), root, rel)
+                items.append(_Item(f, label, rel, ident, val_split if sp == "val" else sp, None, lm))
+    if not items and not drops.n:
+        raise DeoccError(f"{root}: no images found; expected {root}/<expression>/<image>.png or {root}/train/<expression>/<image>.png")
+    return items, drops
+
+def _count_images(root: Path) -> int:
+    return sum(1 for c in _subdirs(root) for f in c.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+
 # %% ../nbs/03_data.ipynb #82ddde41
 def _load_synth(path: str = "", split="all", size=96, seed=0, neutral=False, align=False, cache_dir=None,
-                test_fraction=0.2, skip_bad=False, **opts) -> FaceSet:
+                test_fraction=0.2, skip_bad=False, stream="auto", workers=None, **opts) -> FaceSet:
+    if _streams(stream, 0, size):
+        raise DeoccError("synth is rendered in memory and cannot stream; write it with `deocc synth --out DIR` and stream "
+                         "that folder: imagefolder:DIR?stream=true")
     from deocc.synth import synthface
     return synthface(size=size, seed=seed, neutral=neutral, split=split, test_fraction=test_fraction, **opts)
 
-def _load_imagefolder(path: str, split="all", size=96, seed=0, neutral=False, align=False, cache_dir=None,
-                      test_fraction=0.2, skip_bad=False) -> FaceSet:
-    root = Path(path).expanduser()
+def _plain_folder(root: Path) -> bool:
+    "A flat folder of deocc class names only: what `deocc.core.load_imagefolder` reads."
+    return root.is_dir() and all(c.name in class_names(True) for c in _subdirs(root))
+
+def _imagefolder_in_memory(root: Path, split: str, size: int, seed: int, neutral: bool, test_fraction: float,
+                           skip_bad: bool) -> FaceSet:
     fs = load_imagefolder(root, size, neutral=neutral, skip_bad=skip_bad)
     drops = _Drops()
     if not neutral and (root / NEUTRAL).is_dir():
         n = sum(1 for f in (root / NEUTRAL).rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
         if n: drops.add("neutral (pass neutral=True to keep them)", f"{NEUTRAL}/", n=n)
-    if align:   # re-read the files at full resolution to detect and align them
-        items = [_Item(root / f, fs.classes[l], f, i) for f, l, i in zip(fs.meta["files"], fs.labels.tolist(), fs.identities.tolist())]
-        return _build(items, drops, "imagefolder", root, split, size, seed, neutral, align, cache_dir, test_fraction, skip_bad)
     if split not in ("all", "train", "test"): raise DeoccError(f"imagefolder has no official splits: use split=all, train or test, not {split!r}")
     if split != "all":
         fs = fs.subset(split_by_identity(fs.identities, test_fraction, seed)[split == "test"]); fs.name = f"{root.name}-{split}"
     drops.warn("imagefolder", len(fs))
     return fs
 
+def _load_imagefolder(path: str, split="all", size=96, seed=0, neutral=False, align=False, cache_dir=None,
+                      test_fraction=0.2, skip_bad=False, stream="auto", workers=None) -> FaceSet:
+    root = Path(path).expanduser()
+    if not align and _plain_folder(root):
+        n = _count_images(root) if str(stream).lower() == "auto" else 0
+        if not _streams(stream, n, size): return _imagefolder_in_memory(root, split, size, seed, neutral, test_fraction, skip_bad)
+    items, drops = _index_folders(root, neutral)   # aliases, split folders, alignment, streaming: the common builder
+    return _build(items, drops, "imagefolder", root, split, size, seed, neutral, align, cache_dir, test_fraction, skip_bad,
+                  stream, workers)
+
 DATASETS["synth"] = dict(fn=_load_synth, doc="SynthFace, rendered on the fly (options: synthface's, e.g. n_identities=16,frames=1)",
                          options=dict(n_identities=80, frames=3, cfg=None, device="cpu", batch_size=512, parts=False))
-DATASETS["imagefolder"] = dict(fn=_load_imagefolder, doc="<expression>/<image> folders (+ meta.csv), e.g. `deocc synth` output",
-                               options={})
+DATASETS["imagefolder"] = dict(fn=_load_imagefolder, doc="<expression>/<image> folders (+ meta.csv), e.g. `deocc synth` output; "
+                               "aliases (angry, happy, ...) and train/ test/ split folders too", options={})
 
 # %% ../nbs/03_data.ipynb #2d21bf40
 _OULU = {e: e.capitalize() for e in EXPRESSIONS}
@@ -479,6 +905,79 @@ def write_fixture(name: str,                 # a `DATASETS` name (not synth)
     else: raise DeoccError(f"no fixture writer for {name!r}: use one of {', '.join(n for n in DATASETS if n != 'synth')}")
     return f"{name}:{root}"
 
+# %% ../nbs/03_data.ipynb #4572d43d
+def _move_tree(src: Path, dst: Path):
+    dst.parent.mkdir(parents=True, exist_ok=True); src.rename(dst)
+
+def _variant_affectnet_archives(root: Path, fs: FaceSet) -> str:
+    write_fixture("affectnet", root / "tmp", fs); base = root / "AffectNet"
+    _move_tree(root / "tmp" / "Manually_Annotated_Images", base / "Manually_Annotated_compressed" / "Manually_Annotated_Images")
+    for f in ("training.csv", "validation.csv"): _move_tree(root / "tmp" / f, base / "Manually_Annotated_file_lists" / f)
+    val = base / "Manually_Annotated_file_lists" / "validation.csv"
+    val.write_text("".join(val.read_text().splitlines(keepends=True)[1:]))      # no header row
+    (root / "tmp").rmdir()
+    return f"affectnet:{base}"
+
+def _variant_ferplus_votes(root: Path, fs: FaceSet) -> str:
+    spec = write_fixture("ferplus", root, fs)
+    for lab in root.glob("FER2013*/label.csv"):
+        rows = list(csv.reader(lab.read_text().splitlines()))
+        with open(lab, "w", newline="") as f: csv.writer(f).writerows([[r[0]] + r[2:] for r in rows])   # name + 10 votes
+    return spec
+
+def _class_tree(root: Path, fs: FaceSet, folder: Callable[[str], str], splits: dict[str, str], grey: bool = False,
+                name: Callable[[int, str], str] = lambda i, sp: f"{i:05d}.jpg"):
+    "Write `fs` as `<split folder>/<class folder>/<name>`; `splits` maps train/val/test to folder names ('' for flat)."
+    for i, (l, sp) in enumerate(zip(fs.labels.tolist(), _official_split(fs.identities))):
+        img = _grey48(fs.images[i]) if grey else None
+        path = root / splits[sp] / folder(fs.classes[l]) / name(i, sp)
+        _save_jpeg(torch.from_numpy(img).expand(3, -1, -1).contiguous() if grey else fs.images[i], path, grey=grey)
+
+_KAGGLE_FER = {"anger": "angry", "disgust": "disgust", "fear": "fear", "happiness": "happy", "sadness": "sad",
+               "surprise": "surprise", NEUTRAL: NEUTRAL}
+_KAGGLE_AFFECTNET = {"anger": "anger", "disgust": "disgust", "fear": "fear", "happiness": "happy", "sadness": "sad",
+                     "surprise": "surprise", NEUTRAL: NEUTRAL}
+_ALIAS_FOLDERS = {"anger": "angry", "disgust": "disgusted", "fear": "fearful", "happiness": "happy", "sadness": "sad",
+                  "surprise": "surprised", NEUTRAL: NEUTRAL}
+
+# %% ../nbs/03_data.ipynb #061436be
+VARIANTS = {   # (dataset, variant) → what `write_variant` writes
+    ("affectnet", "archives"): "AffectNet/Manually_Annotated_file_lists/{training,validation}.csv (validation without header) beside AffectNet/Manually_Annotated_compressed/Manually_Annotated_Images/",
+    ("affectnet", "folders"): "Train|Test/<anger|...|happy|sad|...>/*.jpg class folders (Kaggle repackagings)",
+    ("ferplus", "votes"): "FER2013Train|Valid|Test/label.csv with 11 fields: image name + 10 votes, no face box",
+    ("fer2013", "kaggle"): "Kaggle's train|test/<angry|disgust|fear|happy|neutral|sad|surprise>/*.jpg, 48x48 grey",
+    ("rafdb", "folders"): "DATASET/train|test/<1-7>/<train_00001_aligned.jpg> (RAF-DB's codes as folder names)",
+    ("jaffe", "png"): "JAFFE converted to PNG: KA.AN1.39.png",
+    ("imagefolder", "aliases"): "<angry|disgusted|fearful|happy|sad|surprised>/*.jpg flat class folders"}
+
+def write_variant(name: str,                 # a dataset name
+                  variant: str,              # one of `VARIANTS` for it
+                  root: str | Path,          # folder to write into (created)
+                  fs: FaceSet | None = None, # faces to write; default: 3 SynthFace identities x 2 frames at 48 px
+                  ) -> str:
+    "Save `fs` as a common repackaging of dataset `name` (see `VARIANTS`); returns the spec that loads it."
+    from deocc.synth import synthface
+    root = Path(root); root.mkdir(parents=True, exist_ok=True)
+    fs = fs if fs is not None else synthface(n_identities=3, frames=2, size=48)
+    if (name, variant) not in VARIANTS:
+        raise DeoccError(f"no fixture variant {name}:{variant}; known: {', '.join(f'{n}:{v}' for n, v in VARIANTS)}")
+    if (name, variant) == ("affectnet", "archives"): return _variant_affectnet_archives(root, fs)
+    if (name, variant) == ("ferplus", "votes"): return _variant_ferplus_votes(root, fs)
+    if name == "affectnet": _class_tree(root, fs, _KAGGLE_AFFECTNET.get, {"train": "Train", "val": "Train", "test": "Test"})
+    elif name == "fer2013": _class_tree(root, fs, _KAGGLE_FER.get, {"train": "train", "val": "test", "test": "test"}, grey=True,
+                                        name=lambda i, sp: f"{'Training' if sp == 'train' else 'PublicTest'}_{i:08d}.jpg")
+    elif name == "rafdb":
+        _class_tree(root / "DATASET", fs, lambda c: str(_inv(_RAF)[c]), {"train": "train", "val": "train", "test": "test"},
+                    name=lambda i, sp: f"{sp if sp == 'test' else 'train'}_{i + 1:05d}_aligned.jpg")
+    elif name == "jaffe":
+        write_fixture("jaffe", root, fs)
+        from PIL import Image
+        for f in sorted(root.glob("*.tiff")):
+            with Image.open(f) as im: im.save(f.with_suffix(".png"))
+            f.unlink()
+    else: _class_tree(root, fs, _ALIAS_FOLDERS.get, {"train": "", "val": "", "test": ""})
+    return f"{name}:{root}"
+
 # %% ../nbs/03_data.ipynb #765ad501
 def _find(root: Path, rel: str, kind: str = "dir", depth: int = 3) -> Path | None:
     "The first `root/[*/...]rel` (breadth first, up to `depth` levels), or `root` itself if it ends with `rel`."
@@ -555,10 +1054,12 @@ def _missing(items: list[_Item], drops: _Drops, where: Path) -> list[_Item]:
         if isinstance(it.source, Path) and not it.source.is_file(): drops.add("listed images missing on disk", it.source)
     return ok
 
-@dataset("rafdb", "RAF-DB basic: EmoLabel/list_patition_label.txt + Image/aligned/*_aligned.jpg, official train/test")
+@dataset("rafdb", "RAF-DB basic: EmoLabel/list_patition_label.txt + Image/aligned/*_aligned.jpg, official train/test; or train|test/<1-7>/ folders")
 def _index_rafdb(root: Path, neutral: bool = False, aligned: bool = True):
     lab = _find(root, "EmoLabel/list_patition_label.txt", "file") or _find(root, "list_patition_label.txt", "file")
-    if lab is None: raise DeoccError(f"{root}: missing label file list_patition_label.txt; expected RAF-DB basic's EmoLabel/list_patition_label.txt")
+    if lab is None and _has_class_folders(root, _RAF): return _index_folders(root, neutral, _RAF, "rafdb")
+    if lab is None: raise DeoccError(f"{root}: missing label file list_patition_label.txt; expected RAF-DB basic's EmoLabel/list_patition_label.txt "
+                                     "(or train/ test/ folders of class folders 1-7)")
     sub = "aligned" if aligned else "original"
     imgs = _find(root, f"Image/{sub}") or _find(root, sub)
     if imgs is None: raise DeoccError(f"{root}: no Image/{sub}/ folder found beside {lab.name}")
@@ -585,14 +1086,17 @@ def _read_csv(path: Path, need: Sequence[str]) -> list[dict[str, str]]:
         if miss: raise DeoccError(f"{path}: missing column(s) {', '.join(miss)}; found {', '.join(r.fieldnames) or 'no header'}")
         return list(r)
 
-def _fer_csv(root: Path) -> Path:
-    p = root if root.is_file() else (_find(root, "fer2013.csv", "file", 1) or _find(root, "icml_face_data.csv", "file", 1))
-    if p is None: raise DeoccError(f"{root}: missing label file fer2013.csv; pass fer2013:/path/to/fer2013.csv")
-    return p
+def _fer_csv(root: Path) -> Path | None:
+    return root if root.is_file() else (_find(root, "fer2013.csv", "file", 1) or _find(root, "icml_face_data.csv", "file", 1))
 
-@dataset("fer2013", "FER2013: fer2013.csv with emotion,pixels,Usage (48x48 grey), official Training/PublicTest/PrivateTest", cropped=True)
+@dataset("fer2013", "FER2013: fer2013.csv with emotion,pixels,Usage (48x48 grey), official Training/PublicTest/PrivateTest; "
+         "or Kaggle's train|test/<angry|...>/ folders", cropped=True)
 def _index_fer2013(root: Path, neutral: bool = False):
-    path = _fer_csv(root); rows = _read_csv(path, ("emotion", "pixels"))
+    path = _fer_csv(root)
+    if path is None and _has_class_folders(root, _FER): return _index_folders(root, neutral, _FER, "fer2013")
+    if path is None: raise DeoccError(f"{root}: missing label file fer2013.csv; pass fer2013:/path/to/fer2013.csv, or the folder "
+                                      "holding Kaggle's train/ and test/ image folders")
+    rows = _read_csv(path, ("emotion", "pixels"))
     if not rows: raise DeoccError(f"{path}: no rows")
     items, drops = [], _Drops()
     for n, r in enumerate(rows, 2):
@@ -650,15 +1154,15 @@ def _index_ferplus(root: Path, neutral: bool = False):
         with open(lab, newline="") as f:
             for n, row in enumerate(csv.reader(f), 1):
                 if not row: continue
-                if len(row) < 12: raise DeoccError(f"{lab}:{n}: expected '<image>,<box>,<10 votes>', got {len(row)} fields")
-                try: votes = [float(x) for x in row[2:12]]
+                if len(row) < 11: raise DeoccError(f"{lab}:{n}: expected '<image>,<box>,<10 votes>' or '<image>,<10 votes>', got {len(row)} fields")
+                try: votes = [float(x) for x in (row[1:11] if len(row) == 11 else row[2:12])]   # 11 fields: no face box
                 except ValueError: raise DeoccError(f"{lab}:{n}: vote columns must be numbers") from None
                 _ferplus_add(items, drops, folder / row[0], (folder / row[0]).relative_to(root).as_posix(), votes, _FERPLUS_DIRS[d])
     return _missing(items, drops, root), drops
 
 # %% ../nbs/03_data.ipynb #ccad3d8c
 _KDEF_RE = re.compile(r"([AB])([FM])(\d{2})([A-Z]{2})(S|HL|HR|FL|FR)\.(jpe?g)", re.I)
-_JAFFE_RE = re.compile(r"([A-Z]{2})\.([A-Z]{2})\d*\.\d+\.tiff?", re.I)
+_JAFFE_RE = re.compile(r"([A-Z]{2})\.([A-Z]{2})\d*\.\d+\.(?:tiff?|png|jpe?g|bmp)", re.I)   # the TIFFs, or copies converted to PNG/JPEG
 
 def _by_name(root: Path, pattern: re.Pattern, drops: _Drops, what: str):
     "Image files under `root` whose names match `pattern` (others counted)."
@@ -682,7 +1186,7 @@ def _index_kdef(root: Path, neutral: bool = False, angles: str = "S"):
     if not items and not drops.n: raise DeoccError(f"{root}: no KDEF images found; expected files named like KDEF/AF01/AF01ANS.JPG")
     return items, drops
 
-@dataset("jaffe", "JAFFE: <KA>.<AN>1.<39>.tiff (subject, expression, take, index), 10 subjects")
+@dataset("jaffe", "JAFFE: <KA>.<AN>1.<39>.tiff (subject, expression, take, index; .png/.jpg copies too), 10 subjects")
 def _index_jaffe(root: Path, neutral: bool = False):
     items, drops, subjects = [], _Drops(), {}
     for f, m in _by_name(root, _JAFFE_RE, drops, "KA.AN1.39.tiff"):
@@ -690,43 +1194,75 @@ def _index_jaffe(root: Path, neutral: bool = False):
         if code not in _JAFFE: raise DeoccError(f"{f}: unknown JAFFE expression code {code!r}; codes are {', '.join(_JAFFE)}")
         ident = subjects.setdefault(m.group(1).upper(), len(subjects))
         items.append(_Item(f, _JAFFE[code], f.relative_to(root).as_posix(), ident))
-    if not items and not drops.n: raise DeoccError(f"{root}: no JAFFE images found; expected files named like KA.AN1.39.tiff")
+    if not items and not drops.n: raise DeoccError(f"{root}: no JAFFE images found; expected files named like KA.AN1.39.tiff (or .png)")
     return items, drops
 
 # %% ../nbs/03_data.ipynb #91cd50d3
+_AFF_COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "facial_landmarks", "expression",
+                "valence", "arousal")   # the published column order, used when a file has no header row
+_AFF_NEED = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "expression")
+
 def _aff_label(code, where: str) -> str:
     try: c = int(float(code))
     except (TypeError, ValueError): c = -1
     if c not in _AFFECTNET: raise DeoccError(f"{where}: expression must be 0-10, got {code!r}")
     return _AFFECTNET[c]
 
-@dataset("affectnet", "AffectNet: training.csv/validation.csv + Manually_Annotated_Images/, or train_set|val_set/images + annotations")
+def _affectnet_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    "(line, row) of an AffectNet list, one at a time; read by position when the first field is not `subDirectory_filePath`."
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        r = csv.reader(f); first = next(r, None)
+        if first is None: return
+        header = [c.strip() for c in first] if first[0].strip() == "subDirectory_filePath" else None
+        miss = [c for c in _AFF_NEED if c not in (header or _AFF_COLUMNS)]
+        if miss: raise DeoccError(f"{path}: missing column(s) {', '.join(miss)}; found {', '.join(header)}")
+        for n, row in enumerate(r if header else chain([first], r), 2 if header else 1):
+            if not row: continue
+            if len(row) < 7: raise DeoccError(f"{path}:{n}: expected the {len(_AFF_COLUMNS)} AffectNet fields ({', '.join(_AFF_COLUMNS)}), got {len(row)}")
+            yield n, dict(zip(header or _AFF_COLUMNS, row))
+
+def _affectnet_images(path: Path) -> Path:
+    "The Manually_Annotated_Images/ folder for a label list: below its folder, or below its parent (the archives unpack side by side)."
+    for base in (path.parent, path.parent.parent):
+        imgs = _find(base, "Manually_Annotated_Images", "dir", 2)
+        if imgs is not None: return imgs
+    raise DeoccError(f"{path.parent}: no Manually_Annotated_Images/ folder found beside {path.name} or in a sibling folder "
+                     f"(e.g. {path.parent.parent}/Manually_Annotated_compressed/Manually_Annotated_Images/)")
+
+def _affectnet_list(path: Path, sp: str, root: Path, items: list[_Item], drops: _Drops):
+    "Add the faces of one label list (training.csv / validation.csv), cropped to their boxes."
+    imgs = _affectnet_images(path)
+    for n, r in _affectnet_rows(path):
+        lab = _aff_label(r["expression"], f"{path}:{n}")
+        if lab not in class_names(True): drops.add(f"{lab} (no deocc class)", f"{path.name}:{n}"); continue
+        try: box = tuple(int(float(r[k])) for k in ("face_x", "face_y", "face_width", "face_height"))
+        except ValueError: raise DeoccError(f"{path}:{n}: face box must be numbers") from None
+        f = imgs / r["subDirectory_filePath"]
+        items.append(_Item(f, lab, f.relative_to(root).as_posix() if f.is_relative_to(root) else str(f), None, sp, box))
+
+def _affectnet_set(d: Path, sp: str, root: Path, items: list[_Item], drops: _Drops):
+    "Add the faces of the later release's train_set/ or val_set/ (images/<n>.jpg + annotations/<n>_exp.npy)."
+    if not (d / "annotations").is_dir(): raise DeoccError(f"{d}: missing label folder annotations/ (<n>_exp.npy files)")
+    for f in _images(d / "images") if (d / "images").is_dir() else []:
+        a = d / "annotations" / f"{f.stem}_exp.npy"
+        if not a.is_file(): drops.add("images without annotations/<n>_exp.npy", f.relative_to(root)); continue
+        lab = _aff_label(np.load(a, allow_pickle=False).reshape(-1)[0], str(a))
+        if lab not in class_names(True): drops.add(f"{lab} (no deocc class)", f.relative_to(root)); continue
+        items.append(_Item(f, lab, f.relative_to(root).as_posix(), None, sp))
+
+@dataset("affectnet", "AffectNet: training.csv/validation.csv + Manually_Annotated_Images/ (side by side or in sibling folders), "
+         "train_set|val_set/images + annotations, or Train|Test/<anger|...|0-7>/ folders")
 def _index_affectnet(root: Path, neutral: bool = False):
     items, drops = [], _Drops()
     csvs = {sp: _find(root, f, "file", 2) for sp, f in (("train", "training.csv"), ("test", "validation.csv"))}
     sets = {sp: _find(root, f, "dir", 2) for sp, f in (("train", "train_set"), ("test", "val_set"))}
     if any(csvs.values()):
         for sp, path in csvs.items():
-            if path is None: continue
-            imgs = _find(path.parent, "Manually_Annotated_Images", "dir", 2)
-            if imgs is None: raise DeoccError(f"{path.parent}: no Manually_Annotated_Images/ folder found beside {path.name}")
-            for n, r in enumerate(_read_csv(path, ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "expression")), 2):
-                lab = _aff_label(r["expression"], f"{path}:{n}")
-                if lab not in class_names(True): drops.add(f"{lab} (no deocc class)", f"{path.name}:{n}"); continue
-                try: box = tuple(int(float(r[k])) for k in ("face_x", "face_y", "face_width", "face_height"))
-                except ValueError: raise DeoccError(f"{path}:{n}: face box must be numbers") from None
-                f = imgs / r["subDirectory_filePath"]
-                items.append(_Item(f, lab, f.relative_to(root).as_posix() if f.is_relative_to(root) else str(f), None, sp, box))
+            if path is not None: _affectnet_list(path, sp, root, items, drops)
     elif any(sets.values()):
         for sp, d in sets.items():
-            if d is None: continue
-            if not (d / "annotations").is_dir(): raise DeoccError(f"{d}: missing label folder annotations/ (<n>_exp.npy files)")
-            for f in _images(d / "images") if (d / "images").is_dir() else []:
-                a = d / "annotations" / f"{f.stem}_exp.npy"
-                if not a.is_file(): drops.add("images without annotations/<n>_exp.npy", f.relative_to(root)); continue
-                lab = _aff_label(np.load(a, allow_pickle=False).reshape(-1)[0], str(a))
-                if lab not in class_names(True): drops.add(f"{lab} (no deocc class)", f.relative_to(root)); continue
-                items.append(_Item(f, lab, f.relative_to(root).as_posix(), None, sp))
+            if d is not None: _affectnet_set(d, sp, root, items, drops)
+    elif _has_class_folders(root, _AFFECTNET): return _index_folders(root, neutral, _AFFECTNET, "affectnet", val_split="test")
     else: raise DeoccError(f"{root}: missing label files training.csv / validation.csv (or train_set/ val_set/ folders) of AffectNet")
     if not items and not drops.n: raise DeoccError(f"{root}: AffectNet label files list no images")
     return _missing(items, drops, root), drops
@@ -740,7 +1276,8 @@ def add_data_argument(p: argparse.ArgumentParser, default: str | None = "synth",
     "Add `--data SPEC` to a command's parser, with the list of datasets in its help epilog."
     p.add_argument("--data", default=default, required=default is None,
                    help="dataset spec, e.g. synth, oulu-casia:/data/Oulu, fer2013:/data/fer2013.csv (list below)")
-    p.epilog = ((p.epilog or "") + "\n\ndata specs (options after '?', e.g. ckplus:/data/CK+?last_k=1):\n" + datasets_help()).strip()
+    p.epilog = ((p.epilog or "") + "\n\ndata specs (options after '?', e.g. ckplus:/data/CK+?last_k=1; every spec also takes "
+                f"{', '.join(_SPEC_COMMON)}, skip_bad, e.g. affectnet:/data/AffectNet?stream=true):\n" + datasets_help()).strip()
     p.formatter_class = _RawDefaults
     return p
 
