@@ -17,7 +17,8 @@ __all__ = ['run_bench', 'format_bench', 'bench_cmd']
 # %% ../nbs/10_bench.ipynb #20fa7327
 def run_bench(device="cpu", size: int = 96, quick: bool = False, demo: bool = False, log=lambda s: None) -> dict:
     "All benchmark figures as a dict (see the table in `format_bench`)."
-    from deocc.synth import render_speed
+    from deocc.synth import render_speed, readability
+    from deocc.teachers import TEACHERS
     from deocc.occlude import occlusion_speed, randomerasing_speed, OCCLUDER_KINDS
     from deocc.train import fer_speed, train_step_speed, train_preset
     from deocc.models import create_deoccluder, restore_latency
@@ -25,6 +26,7 @@ def run_bench(device="cpu", size: int = 96, quick: bool = False, demo: bool = Fa
     n_occ, n_render, rep = (32, 32, 1) if quick else (256, 256, 3)
     r = dict(device=str(dev), machine=machine_description(dev), size=size, date=datetime.date.today().isoformat(), quick=quick)
     log("rendering"); r["synth_faces_per_s"] = render_speed(n_render, size, dev, repeats=rep)
+    log("readability"); r["readability"] = {t: readability(t, n_identities=20 if quick else 100, device=dev)["accuracy"] for t in TEACHERS}
     log("occluders"); occ = {}
     for k in tuple(OCCLUDER_KINDS) + ("mixed",): occ[k] = occlusion_speed(k, n=n_occ, size=size, device=dev)
     r["occluder_images_per_s"] = occ
@@ -52,6 +54,7 @@ def format_bench(r: dict) -> str:
     L = [f"### {r['machine']} — {r['device']}, {r['size']}×{r['size']}, {r['date']}{' (quick)' if r.get('quick') else ''}", "",
          "| what | figure |", "|---|---|",
          f"| SynthFace rendering | {r['synth_faces_per_s']:.0f} faces/s |"]
+    for t, a in r.get("readability", {}).items(): L.append(f"| SynthFace readability: `{t}` six-way on apex faces of fresh identities | {a:.1%} |")
     for k, v in r["occluder_images_per_s"].items(): L.append(f"| occluder `{k}` | {v:.0f} images/s |")
     L += [f"| `kornia.augmentation.RandomErasing` (same batch) | {r['random_erasing_images_per_s']:.0f} images/s |",
           f"| `mixed` / RandomErasing | {r['mixed_vs_random_erasing']:.2f}× |",

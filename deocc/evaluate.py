@@ -503,6 +503,11 @@ REPRODUCE_PRESETS = {
 def check_config(cfg: ReproduceConfig) -> ReproduceConfig:
     "`cfg` if its teacher, judge and budgets are valid; else a one-line `DeoccError` naming the field and the choices."
     from deocc.teachers import TEACHERS
+    from deocc.occlude import ALL_KINDS, HELDOUT_KINDS
+    if cfg.kind != "mixed" and cfg.kind not in ALL_KINDS:
+        raise DeoccError(f"kind={cfg.kind!r}: unknown occluder kind; choose mixed or one of: {', '.join(ALL_KINDS)}")
+    if cfg.heldout_kind and cfg.heldout_kind not in ALL_KINDS:
+        raise DeoccError(f"heldout_kind={cfg.heldout_kind!r}: unknown occluder kind; choose one of: {', '.join(HELDOUT_KINDS)} (or '' for none)")
     if cfg.teacher not in ("deocc-fer", *TEACHERS):
         raise DeoccError(f"teacher={cfg.teacher!r}: unknown; choose deocc-fer (the FER trained here) or a pretrained teacher: {', '.join(TEACHERS)}")
     if cfg.judge not in ("deocc-judge", *TEACHERS):
@@ -747,8 +752,9 @@ def _stage_worker(spec: dict, stage: dict) -> str:
 
 def _stop(pool):
     "Cancel what has not started and end the workers (after a failure)."
+    procs = list((getattr(pool, "_processes", None) or {}).values())   # shutdown() forgets the workers: read them first
     pool.shutdown(wait=False, cancel_futures=True)
-    for p in list(getattr(pool, "_processes", {}).values()): p.terminate()
+    for p in procs: p.terminate()
 
 def _run_parallel(run: _Run, stages: list[Stage], jobs: int):
     "Run `stages` in `jobs` worker processes, each as soon as its inputs are done."

@@ -16,9 +16,11 @@ The matrix (¹ corrupt, 0-byte, not-an-image, 10,000×10,000; ² 1×1, RGBA, 16-
     deocc synth, deocc reproduce             -             -                    -              -              error, no work
     load_image/load_imagefolder/load_dataset error|skipped pixels checked       -              error          -
     from_pretrained/load_model/pretrained    -             -                    error          error          -
-    demo face_from_upload + upload handler   error|status  pixels checked       -              error|status   -
+    demo face_from_upload + upload handler   error|status  pixels checked;      -              error|status   -
+                                                           under 32 px: status
     demo load_demo_models                    -             -                    error          error          -
-    demo restore_face + restore handler      -             1×1/grey/RGBA/16-bit editor values; bad shapes → error|status
+    demo restore_face + restore handler      -             1×1/grey/RGBA/16-bit faces (session) and paint layers (PNG data
+                                                           URLs, arrays) checked; bad paint or shapes → error|status
 
 Most commands run in-process through `deocc.cli.main` (what the console script calls; stderr and warnings captured as a
 user would see them), which keeps the matrix to seconds; `test_console_script_*` check the real console script too."""
@@ -95,9 +97,10 @@ def _halves(h, w, a, b, axis=1) -> np.ndarray:
     else: x[: h // 2], x[h // 2:] = a, b
     return x
 
-def write_inputs(d: Path) -> dict[str, tuple[Path, np.ndarray | None, int]]:
-    "kind → (file, expected (H, W, 3) uint8 or None for unreadable, tolerance)."
+def write_inputs(d: Path, k: int = 1) -> dict[str, tuple[Path, np.ndarray | None, int]]:
+    "kind → (file, expected (H, W, 3) uint8 or None for unreadable, tolerance); every image but the 1×1 one `k`× larger."
     d.mkdir(parents=True, exist_ok=True)
+    up = lambda a: np.repeat(np.repeat(a, k, 0), k, 1)                  # nearest-neighbour enlargement
     f = {}
     Image.fromarray(_halves(24, 24, RED, BLUE)).save(d / "ok.png"); png = (d / "ok.png").read_bytes()
     (d / "corrupt.png").write_bytes(png[: len(png) // 2]);               f["corrupt"] = (d / "corrupt.png", None, 0)
@@ -105,19 +108,19 @@ def write_inputs(d: Path) -> dict[str, tuple[Path, np.ndarray | None, int]]:
     (d / "notes.jpg").write_text("file,label\nx.png,3\n");              f["not_an_image"] = (d / "notes.jpg", None, 0)
     Image.new("RGB", (1, 1), (10, 200, 30)).save(d / "dot.png");         f["1x1"] = (d / "dot.png", np.array([[[10, 200, 30]]], np.uint8), 0)
     rgba = np.zeros((16, 16, 4), np.uint8); rgba[..., 0] = 255; rgba[:, 8:, 3] = 255; rgba[:, 4:8, 3] = 128
-    Image.fromarray(rgba, "RGBA").save(d / "rgba.png")
+    Image.fromarray(up(rgba), "RGBA").save(d / "rgba.png")
     exp = np.full((16, 16, 3), 255, np.uint8); exp[:, 8:] = (255, 0, 0); exp[:, 4:8] = (255, 127, 127)   # alpha on white
-    f["rgba"] = (d / "rgba.png", exp, 1)
+    f["rgba"] = (d / "rgba.png", up(exp), 1)
     g16 = (np.arange(256, dtype=np.uint32).reshape(16, 16) * 257).astype(np.uint16)          # 0 .. 65535
-    Image.fromarray(g16).save(d / "deep16.png")
-    f["16bit"] = (d / "deep16.png", np.repeat(np.arange(256, dtype=np.uint8).reshape(16, 16, 1), 3, -1), 0)   # scaled, not clipped
-    Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16)[::-1].copy(), "L").save(d / "grey.png")
-    f["grey"] = (d / "grey.png", np.repeat(np.arange(256, dtype=np.uint8).reshape(16, 16, 1)[::-1], 3, -1), 0)
-    Image.fromarray(_halves(24, 24, RED, BLUE)).convert("CMYK").save(d / "cmyk.jpg", quality=95)
-    f["cmyk"] = (d / "cmyk.jpg", _halves(24, 24, RED, BLUE), 6)
+    Image.fromarray(up(g16)).save(d / "deep16.png")
+    f["16bit"] = (d / "deep16.png", up(np.repeat(np.arange(256, dtype=np.uint8).reshape(16, 16, 1), 3, -1)), 0)   # scaled, not clipped
+    Image.fromarray(up(np.arange(256, dtype=np.uint8).reshape(16, 16)[::-1].copy()), "L").save(d / "grey.png")
+    f["grey"] = (d / "grey.png", up(np.repeat(np.arange(256, dtype=np.uint8).reshape(16, 16, 1)[::-1], 3, -1)), 0)
+    Image.fromarray(_halves(24 * k, 24 * k, RED, BLUE)).convert("CMYK").save(d / "cmyk.jpg", quality=95)
+    f["cmyk"] = (d / "cmyk.jpg", _halves(24 * k, 24 * k, RED, BLUE), 6)
     ex = Image.Exif(); ex[0x0112] = 6                                    # stored sideways: rotate 90° clockwise to view
-    Image.fromarray(_halves(24, 48, RED, BLUE)).save(d / "phone.jpg", quality=95, exif=ex.tobytes())
-    f["exif_rotated"] = (d / "phone.jpg", _halves(48, 24, RED, BLUE, axis=0), 6)           # viewed: 24 wide, red on top
+    Image.fromarray(_halves(24 * k, 48 * k, RED, BLUE)).save(d / "phone.jpg", quality=95, exif=ex.tobytes())
+    f["exif_rotated"] = (d / "phone.jpg", _halves(48 * k, 24 * k, RED, BLUE, axis=0), 6)   # viewed: 24k wide, red on top
     return f
 
 def assert_pixels(got, want, tol: int, what: str = ""):
@@ -137,6 +140,12 @@ def inputs(tmp_path_factory):
     Image.new("1", (10_000, 10_000), 1).save(d / "huge.png")            # 10,000×10,000: 100 Mpx, ~30 kB on disk
     f["huge"] = (d / "huge.png", None, 0)
     return f
+
+
+@pytest.fixture(scope="module")
+def big_inputs(tmp_path_factory):
+    "The odd images 3× larger (48 to 144 px; the 1×1 one stays 1×1): large enough for the demo's 32-pixel face minimum."
+    return write_inputs(tmp_path_factory.mktemp("big_inputs"), k=3)
 
 
 N_FACES = 18   # in synth_dir
@@ -160,7 +169,8 @@ def folder_with(synth_dir: Path, dest: Path, *files: Path) -> Path:
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory, tiny_ckpts):
     "Copies of the tiny untrained checkpoints (wiring, not accuracy) and broken ones made from them."
-    from deocc.models import create_deoccluder
+    from dataclasses import replace
+    from deocc.models import create_deoccluder, DEOCC_PRESETS
     root = tmp_path_factory.mktemp("ckpt"); torch.manual_seed(0)
     shutil.copytree(tiny_ckpts / "fer", root / "fer"); shutil.copytree(tiny_ckpts / "full", root / "deocc")
     bad = {}
@@ -169,7 +179,8 @@ def ckpts(tmp_path_factory, tiny_ckpts):
     bad["truncated"] = (root / "truncated", "corrupt or truncated weights")
     copy("deocc", "zero_weights"); (root / "zero_weights" / "model.safetensors").write_bytes(b"")
     bad["zero_weights"] = (root / "zero_weights", "corrupt or truncated weights")
-    other = root / "other_arch"; create_deoccluder("tiny", encoder="resnet10t", decoder_channels=(64, 48, 32, 24, 16)).save_pretrained(other)
+    other = root / "other_arch"                                          # the fill net on another timm encoder
+    create_deoccluder("tiny", fill=replace(DEOCC_PRESETS["tiny"].fill, encoder="resnet10t", decoder_channels=(64, 48, 32, 24))).save_pretrained(other)
     (other / "config.json").write_text((root / "deocc" / "config.json").read_text())   # the weights of another architecture
     bad["other_arch"] = (other, "weights do not match the config")
     copy("deocc", "bad_json"); (root / "bad_json" / "config.json").write_text('{"type": "deoccluder", "config": ')
@@ -354,19 +365,35 @@ def test_demo_upload_refuses(inputs, demo, tmp_path, kind):
     assert out[-1].startswith("⚠ ") and path.name in out[-1] and "Traceback" not in out[-1] and "internal error" not in out[-1]
 
 
-@pytest.mark.parametrize("kind", ODD)
-def test_demo_upload_odd_images(inputs, demo, kind):
+@pytest.mark.parametrize("kind", [k for k in ODD if k != "1x1"])
+def test_demo_upload_odd_images(big_inputs, demo, kind):
+    "Odd images with a face of 32 px or more across: the crop holds the correctly decoded pixels, the handler shows it."
     from deocc.app import face_from_upload, _area
-    path, expected, tol = inputs[kind]
+    path, expected, tol = big_inputs[kind]
     face, msg = face_from_upload(path, size=96, aligned=True)
     h, w = expected.shape[:2]; s = min(h, w)
+    assert s >= 32
     crop = torch.from_numpy(expected).permute(2, 0, 1)[:, (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
     want = (_area(crop.float() / 255, 96) * 255).round()
     assert face.shape == (3, 96, 96) and face.dtype == torch.uint8
     assert_pixels(face, want, max(tol, 1), msg)
     assert f"{w}x{h}" in msg                                             # the viewed size (EXIF applied)
     out = demo[1].upload(str(path), True)
-    assert not out[-1].startswith("⚠") and out[0]["background"]
+    assert not out[-1].startswith("⚠") and out[-1].startswith(msg), out[-1]
+    assert out[0]["background"].startswith("data:image/png;base64,") and torch.equal(out[1].face, face)   # painter value, session
+
+
+@pytest.mark.parametrize("kind", ODD)
+def test_demo_upload_refuses_tiny_faces(inputs, demo, kind):
+    "The odd images at their own size (1 to 24 px): too few pixels to read an expression, refused by name with the size."
+    from deocc.app import face_from_upload
+    path, expected, _ = inputs[kind]
+    s = min(expected.shape[:2])
+    hint = f"{path.name}: the face is only {s}x{s} px; at least 32 px across is needed"
+    demo_error(lambda: face_from_upload(path, size=96, aligned=True), hint)
+    with pytest.warns(UserWarning):                                     # gr.Warning outside a request: a Python warning
+        out = demo[1].upload(str(path), True)
+    assert out[-1].startswith("⚠ ") and hint in out[-1] and "internal error" not in out[-1], out[-1]
 
 
 def test_demo_upload_exif_rotated_photo_is_detected(tmp_path):
@@ -387,8 +414,8 @@ def test_demo_upload_exif_rotated_photo_is_detected(tmp_path):
     assert (a.float() - b.float()).abs().mean() < 10                  # the same crop, up to JPEG and detector jitter
 
 
-def test_demo_restore_odd_inputs(demo):
-    from deocc.app import restore_face, read_editor
+def test_demo_restore_odd_inputs(demo, inputs):
+    from deocc.app import restore_face, paint_data_url, _area, MAX_PAINT_BYTES
     models, h = demo
     # restore_face (tensors): a 1×1 face is upscaled; non-RGB tensors and bad masks are refused by name
     r = restore_face(torch.full((3, 1, 1), 200, dtype=torch.uint8), models=models)
@@ -401,20 +428,52 @@ def test_demo_restore_odd_inputs(demo):
                      (dict(image=x, mask=torch.ones(3, 96, 96)), "mask must be (1, H, W)"),
                      (dict(image=x, mode="guided"), "needs the painted mask"), (dict(image=x, mode="sideways"), "unknown mode")):
         demo_error(lambda: restore_face(**kw, models=models), hint)
-    # the Restore handler (editor values as Gradio sends them): grey, RGBA, 16-bit and 1×1 backgrounds work ...
-    face = np.tile(np.arange(0, 256, 256 // 96, dtype=np.uint8)[:96], (96, 1))
-    layer = np.zeros((96, 96, 4), np.uint8); layer[30:50, 10:80] = (30, 30, 30, 255)
-    for bg in (face, np.dstack([face] * 3 + [np.full_like(face, 255)]), face.astype(np.uint16) * 257, face[:1, :1]):
-        clean, occ, mask = read_editor(dict(background=bg, layers=[layer]))
-        if bg.shape[0] == 96: assert (clean * 255 - torch.from_numpy(face).float()).abs().max() < 0.51   # 16-bit scaled, not clipped
-        out = h.restore(dict(background=bg, layers=[layer], composite=None), "grey", "blind")
-        assert out[-1].startswith("restored in "), out[-1]
-        assert Image.open(out[1]).size == (96, 96)
-    # ... a non-square face or no face at all give a status line, not a traceback
-    for value, hint in ((dict(background=np.zeros((40, 60, 3), np.uint8), layers=[]), "must be square"), (None, "no face yet"),
-                        (dict(background=np.zeros((0, 0, 3), np.uint8), layers=[]), "empty image")):
-        with pytest.warns(UserWarning): out = h.restore(value)
+    # the Restore handler as the page calls it: the face is the session's (here gallery examples: grey, RGBA, 16-bit, 1×1
+    # files), the paint a PNG data URL of the canvas (4× the face); the occluded face keeps the decoded pixels outside the paint
+    band = torch.zeros(4, 96, 96); band[:, 30:50, 10:80] = torch.tensor([0.1, 0.1, 0.1, 1.0]).view(4, 1, 1)
+    for kind in ("grey", "rgba", "16bit", "1x1"):
+        path, expected, tol = inputs[kind]
+        start = h.example(str(path), None)
+        assert start[-1].startswith(f"example {path.name}"), start[-1]
+        want = _area(torch.from_numpy(expected).permute(2, 0, 1).float() / 255, 96) * 255
+        assert (start[1].face.float() - want).abs().max() <= tol + 0.51, kind    # 16-bit scaled, not clipped; RGBA on white
+        out = h.restore(paint_data_url(band), "grey", "blind", "auto", start[1])
+        assert out[-1].startswith("restored in ") and "15% painted" in out[-1], out[-1]
+        occluded = load_image(out[0][0])                                     # lossless WebP
+        assert torch.equal(occluded[:, band[3] == 0], start[1].face[:, band[3] == 0]), kind
+        assert (occluded[:, band[3] == 1].float() - 127.5).abs().max() <= 1   # the "grey" fill
+        assert Image.open(out[1]).size == (96, 96) and torch.equal(load_image(out[-2]["value"])[0] > 127, band[3] > 0)
+    # ... odd paint layers (scripts may send arrays): 1×1, 16-bit, grey + alpha, a palette with a transparent colour
+    session = h.new_face("happiness", 0)[1]
+    a = (band.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    pal = Image.fromarray((a[..., 3] > 0).astype(np.uint8), "P"); pal.putpalette([0, 0, 0, 26, 26, 26])
+    for paint, painted in ((np.full((1, 1, 4), 255, np.uint8), 1.0), (a.astype(np.uint16) * 257, float(band[3].mean())),
+                           (_png_url(Image.fromarray(a[..., [0, 3]], "LA")), float(band[3].mean())),
+                           (_png_url(pal, transparency=0), float(band[3].mean()))):
+        out = h.restore(paint, "brush colour", "guided", "auto", session)
+        assert out[-1].startswith("restored in ") and f"{painted:.0%} painted" in out[-1], out[-1]
+        assert torch.equal(load_image(out[-2]["value"])[0] > 127, torch.full((96, 96), True) if painted == 1 else band[3] > 0)
+    # ... and what is not a face or not a painting gives a status line, not a traceback
+    for paint, sess, hint in ((_png_url(Image.new("RGB", (384, 384))), session, "must be an RGBA image"),
+                              ("data:text/plain;base64,aGk=", session, "must be an image data URL"),
+                              ("data:image/png;base64,aGk=", session, "not a readable image"),
+                              ("data:image/png;base64," + "A" * (MAX_PAINT_BYTES * 2), session, f"over {MAX_PAINT_BYTES // 1_000_000} MB"),
+                              ("error: this page has no painter canvas; reload the page", session, "no painter canvas"),
+                              (np.zeros((0, 0, 4), np.uint8), session, "empty image"),
+                              (np.zeros((8, 8, 2), np.uint8), session, "expected an (H, W, 3|4) image"),
+                              (paint_data_url(band), None, "no face yet")):
+        with pytest.warns(UserWarning): out = h.restore(paint, "grey", "blind", "auto", sess)
+        assert out[-1].startswith("⚠ ") and hint in out[-1] and "internal error" not in out[-1], out[-1]
+    for args, hint in ((("sideways", "auto"), "unknown mode"), (("blind", "judge"), "unknown FER")):
+        with pytest.warns(UserWarning): out = h.restore(paint_data_url(band), "grey", *args, session)
         assert out[-1].startswith("⚠ ") and hint in out[-1], out[-1]
+
+
+def _png_url(im: Image.Image, **kw) -> str:
+    "A PIL image as a PNG data URL, as the browser's canvas sends it."
+    import base64
+    buf = io.BytesIO(); im.save(buf, format="PNG", **kw)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -535,25 +594,39 @@ def test_train_fer_killed_mid_epoch_resumes_exactly(tmp_path):
 
 
 # the README's main job, `deocc reproduce --quick`, shrunk to seconds with --set (the same flags a user has)
-TINY_SETS = ["n_identities=6", "frames=1", "size=32", "fer_epochs=2", "judge_epochs=2", "test_fraction=0.34", "val_fraction=0.25", "batch_size=8"]
+TINY_SETS = ["n_identities=6", "frames=1", "size=32", "fer_steps=6", "judge_steps=2", "dstar_steps=2", "deocc_pretrain_steps=2",
+             "deocc_steps=2", "test_fraction=0.34", "val_fraction=0.25", "batch_size=8"]
 REPRODUCE = [BIN / "deocc", "reproduce", "--quick", *[a for s in TINY_SETS for a in ("--set", s)], "--no-progress", "--out"]
-STAGES = ("fer", "judge", "fer_occ", "pretrain", "no_expr", "full")
+STAGES = ("seed0/fer", "shared/judge", "shared/dstar", "seed0/fer_occ", "seed0/pretrain", "seed0/no_expr", "seed0/full")   # the trained ones
 
 
 def test_reproduce_killed_resumes_without_redoing_stages(tmp_path):
     out = tmp_path / "results"
-    done = lambda: {s: (out / "seed0" / s / "done.json").stat().st_mtime_ns for s in STAGES if (out / "seed0" / s / "done.json").exists()}
-    _kill_when(_popen([*REPRODUCE, out]), lambda: "fer" in done())
+    done = lambda: {s: (out / s / "done.json").stat().st_mtime_ns for s in STAGES if (out / s / "done.json").exists()}
+    _kill_when(_popen([*REPRODUCE, out]), lambda: "seed0/fer" in done())
     before = done()
-    assert "fer" in before and not (out / "results.json").exists()        # killed mid-way
-    finals = {s: tree_hashes(out / "seed0" / s / "final") for s in before}
+    assert "seed0/fer" in before and not (out / "results.json").exists()  # killed mid-way
+    finals = {s: tree_hashes(out / s / "final") for s in before}
     r = subprocess.run([str(a) for a in (*REPRODUCE, out)], capture_output=True, text=True, timeout=600, cwd=ROOT, env=ENV)
     assert r.returncode == 0, r.stderr[-2000:]
     after = done()
     assert set(after) == set(STAGES)
     assert {s: after[s] for s in before} == before                       # finished stages were not recomputed ...
-    assert {s: tree_hashes(out / "seed0" / s / "final") for s in before} == finals   # ... nor rewritten
+    assert {s: tree_hashes(out / s / "final") for s in before} == finals   # ... nor rewritten
     res = json.loads((out / "results.json").read_text())
-    assert set(res["aggregate"]["accuracy"]) >= {"clean", "A", "B", "C", "D"}
+    assert set(res["stages"]) == {*STAGES, "seed0/eval"}                  # the run has exactly these stages
+    for clf in ("fer", "judge"):                                         # the training FER's column and the judge's
+        assert set(res["aggregate"][clf]["accuracy"]) >= {"clean", "A", "B", "C", "D", "Dstar"}, clf
     assert res["config"]["size"] == 32 and res["config"]["seeds"] == [0]            # --quick with the --set overrides
     assert "Command: `deocc reproduce --quick --set" in (out / "results.md").read_text()   # the report names its command
+
+
+def test_reproduce_stage_error_in_a_worker_is_one_line(tmp_path):
+    "A bad setting found inside a worker process (`--jobs 2`) ends as the same one-line error as with `--jobs 1`, workers ended."
+    import multiprocessing as mp
+    for jobs in (1, 2):
+        r = cli("reproduce", "--quick", "--set", "n_identities=0", "--jobs", jobs, "--out", tmp_path / f"j{jobs}", "--no-progress")
+        assert_error(r, "need n_identities >= 1")
+    deadline = time.monotonic() + 30
+    while mp.active_children() and time.monotonic() < deadline: time.sleep(0.1)
+    assert not mp.active_children(), "worker processes left running"

@@ -3,6 +3,7 @@ import csv, json, os, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -42,40 +43,68 @@ def test_train_fer_writes_run_folder(fer_dir):
 def test_train_deoccluder_cli(run_deocc, fer_dir, tmp_path):
     out = tmp_path / "full"
     r = run_deocc("train", "--preset", "full", "--fer", fer_dir, "--out", out, "--max-steps", "2", *TINY, check=0)
-    assert "train --preset full: 2 steps" in r.stdout and "acc_restored=" in r.stdout
+    assert "train --preset full: 2 steps" in r.stdout and "acc_restored=" in r.stdout and "mask_iou=" in r.stdout
     meta = json.loads((out / "best" / "config.json").read_text())
-    assert meta["type"] == "deoccluder" and meta["config"]["mode"] == "blind"
+    assert meta["type"] == "deoccluder" and meta["config"]["mode"] == "blind" and meta["format"] == 2
     tc = json.loads((out / "best" / "train_config.json").read_text())
     from deocc.losses import LOSS_PRESETS
     assert tc["loss"]["lambda_expr"] == LOSS_PRESETS["full"].lambda_expr > 0 and tc["preset"] == "full"
+    assert tc["occlusion"] == "continuous"
     steps = _steps(out)
-    assert len(steps) == 2 and {"expr", "pixel", "adv", "d", "total"} <= set(steps[0])
-    # model B: no L_expr term at all, guided mode
+    assert len(steps) == 2 and {"expr", "pixel", "adv", "mask", "d", "total"} <= set(steps[0])
+    # model B: no L_expr term at all, guided mode (no mask net, so no L_mask either)
     out_b = tmp_path / "b"
     run_deocc("train", "--preset", "no_expr", "--fer", fer_dir, "--out", out_b, "--max-steps", "1", "--mode", "guided", *TINY, check=0)
     tc = json.loads((out_b / "last" / "train_config.json").read_text())
     assert tc["loss"]["lambda_expr"] == 0.0 and tc["model"]["mode"] == "guided"
-    assert "expr" not in _steps(out_b)[0] or _steps(out_b)[0]["expr"] == ""
+    assert _steps(out_b)[0].get("expr", "") == "" and _steps(out_b)[0].get("mask", "") == ""
 
 
-def test_fine_tune_bundled_model_on_own_data(run_deocc, tmp_path):
-    "A user adapts the bundled de-occluder to their faces: --fer and --init take bundled names; training starts from its weights."
-    from deocc.core import bundled_path
+def test_train_settings_from_the_command_line(run_deocc, fer_dir, tmp_path):
+    "--lambda-expr and --set KEY=VALUE reach the saved training config; a bad key fails before any work."
+    out = tmp_path / "set"
+    run_deocc("train", "--fer", fer_dir, "--out", out, "--max-steps", "1", "--lambda-expr", "0.7", "--set", "train_dilate=3",
+              "--set", "expr_loss=feat", "--set", "model.mask_dilate=1", "--set", "best_metric=psnr_mask", *TINY, check=0)
+    tc = json.loads((out / "last" / "train_config.json").read_text())
+    assert (tc["loss"]["lambda_expr"], tc["train_dilate"], tc["loss"]["expr_loss"], tc["model"]["mask_dilate"], tc["best_metric"]) == \
+           (0.7, 3, "feat", 1, "psnr_mask")
+    r = run_deocc("train", "--fer", fer_dir, "--out", tmp_path / "bad", "--set", "lambda_exprr=1", *TINY, check=2)
+    assert "unknown training setting 'lambda_exprr'" in r.stderr and "Traceback" not in r.stderr
+    r = run_deocc("train", "--fer", fer_dir, "--out", tmp_path / "bad", "--set", "lambda_expr", *TINY, check=2)
+    assert "expected KEY=VALUE" in r.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_b_and_c_learn_the_same_mask_net(run_deocc, fer_dir, tmp_path):
+    "With one seed, the no_expr (B) and full (C) runs end with bit-identical mask nets and different fill nets."
     from deocc.models import read_weights
+    for p in ("no_expr", "full"):
+        run_deocc("train", "--preset", p, "--fer", fer_dir, "--out", tmp_path / p, "--max-steps", "3", *TINY, check=0)
+    b, c = read_weights(tmp_path / "no_expr" / "last"), read_weights(tmp_path / "full" / "last")
+    assert b.keys() == c.keys() and any(k.startswith("mask_net.") for k in b)
+    assert all(torch.equal(b[k], c[k]) for k in b if k.startswith("mask_net."))
+    assert not all(torch.equal(b[k], c[k]) for k in b if k.startswith("fill_net."))
+
+
+def test_fine_tune_a_checkpoint_on_own_data(run_deocc, tmp_path):
+    "A user adapts a de-occluder to their faces: --init takes a checkpoint, --fer a bundled name; training starts from its weights."
+    from deocc.models import read_weights
+    data = ["--data", "synth:n_identities=4,frames=1", "--batch-size", "4", "--no-progress"]
+    start_dir = tmp_path / "start"
+    run_deocc("train", "--fer", "synthface-fer", "--out", start_dir, "--max-steps", "1", *data, check=0)
     out = tmp_path / "ft"
-    r = run_deocc("train", "--fer", "synthface-fer", "--init", "synthface-full", "--out", out, "--max-steps", "1",
-                  "--data", "synth:n_identities=4,frames=1", "--batch-size", "4", "--no-progress", check=0)
+    r = run_deocc("train", "--fer", "synthface-fer", "--init", start_dir / "last", "--out", out, "--max-steps", "1", *data, check=0)
     assert "train --preset full: 1 steps" in r.stdout
     tc = json.loads((out / "last" / "train_config.json").read_text())
-    assert tc["init"] == "synthface-full"
-    start, tuned = read_weights(bundled_path("synthface-full")), read_weights(out / "last")
+    assert tc["init"] == str(start_dir / "last")
+    start, tuned = read_weights(start_dir / "last"), read_weights(out / "last")
     assert start.keys() == tuned.keys()
-    # one Adam step from the bundled weights: each weight moved, by at most the learning rate (BN running stats aside)
+    # one Adam step from the given weights: each weight moved, by at most the learning rate (BN running stats aside)
     weights = [k for k in start if start[k].is_floating_point() and "running_" not in k]
     step = max((tuned[k].float() - start[k].float()).abs().max().item() for k in weights)
     assert 0 < step <= tc["lr"] * 1.01, step
-    r = run_deocc("train", "--fer", "synthface-fer", "--init", "synthface-full", "--mode", "guided", "--out", tmp_path / "x",
-                  "--max-steps", "1", "--data", "synth:n_identities=4,frames=1", "--no-progress", check=2)
+    r = run_deocc("train", "--fer", "synthface-fer", "--init", start_dir / "last", "--mode", "guided", "--out", tmp_path / "x",
+                  "--max-steps", "1", *data, check=2)
     assert "another architecture" in r.stderr and "Traceback" not in r.stderr
 
 
