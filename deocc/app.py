@@ -4,8 +4,9 @@
 
 # %% ../nbs/09_app.ipynb #b77ef94b
 from __future__ import annotations
-import argparse, base64, binascii, functools, html, io, json, logging, os, shutil, socket, statistics, tempfile, time, uuid
-from dataclasses import dataclass, field, replace
+import argparse, base64, binascii, functools, html, io, json, logging, os, shutil, socket, statistics, subprocess, sys
+import tempfile, time, urllib.request, uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,16 +18,18 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .core import (DeoccError, EXPRESSIONS, bundled_names, checkpoint_path, load_image, pil_to_rgb, save_image,
-                        atomic_write_bytes, to_uint8, make_generator, resolve_device, command)
-from .models import FER, Deoccluder, load_model
+                        atomic_write_bytes, to_uint8, make_generator, resolve_device, command, add_options, check_range)
+from .models import MODES, Deoccluder, create_model
+from .teachers import TEACHERS
+from .data import align_face
 from .synth import random_faces
 from .occlude import occlude, OCCLUDER_KINDS
 
 # %% auto #0
-__all__ = ['FACE_SIZE', 'DEFAULT_CHECKPOINTS', 'OPTIONS', 'FAST_WEBP', 'TEXTURES', 'MAX_PAINT_BYTES', 'MODES', 'OVERLAY_COLOR',
+__all__ = ['FACE_SIZE', 'DEFAULT_CHECKPOINTS', 'ROLE_FLAGS', 'FAST_WEBP', 'TEXTURES', 'MAX_PAINT_BYTES', 'OVERLAY_COLOR',
            'AUTO_KINDS', 'log', 'ROW_NAMES', 'MASK_LAYER_RGBA', 'BRUSH_COLORS', 'PAINTER_HTML', 'PAINTER_JS',
-           'PAINT_JS', 'CSS', 'RESULT_KEYS', 'DemoConfig', 'load_fer', 'trained_on', 'DemoModels', 'load_demo_models',
-           'synth_face', 'example_faces', 'write_examples', 'read_examples', 'FaceSession', 'data_url', 'painter_value',
+           'PAINT_JS', 'CSS', 'RESULT_KEYS', 'DemoConfig', 'trained_on', 'DemoModels', 'load_demo_models', 'synth_face',
+           'example_faces', 'write_examples', 'read_examples', 'FaceSession', 'data_url', 'painter_value',
            'fill_texture', 'merge_layers', 'occlude_face', 'read_editor', 'mask_overlay', 'mask_iou', 'restore_face',
            'auto_occlude', 'staged_photo', 'load_upload', 'face_from_upload', 'paste_back', 'summary_markdown',
            'masks_html', 'read_mask', 'mask_layer', 'DemoHandlers', 'painter_html', 'training_note', 'build_app',
@@ -49,28 +52,13 @@ class DemoConfig:
 
 # %% ../nbs/09_app.ipynb #9258fe67
 DEFAULT_CHECKPOINTS = dict(fer="synthface-fer", full="synthface-full", baseline="synthface-no_expr")   # bundled defaults
-OPTIONS = dict(fer="--fer", full="--deoccluder", baseline="--baseline")   # how `deocc demo` names each role
+ROLE_FLAGS = dict(fer="--fer", full="--deoccluder", baseline="--baseline", teachers="--teachers")   # how `deocc demo` names each
 
 def _display_name(name_or_dir) -> str:
     "A short name for a checkpoint: the bundled name, or the folder name (with its parent for final/best/last)."
     p = Path(str(name_or_dir))
     if str(name_or_dir) in bundled_names(): return str(name_or_dir)
     return f"{p.parent.name}/{p.name}" if p.name in ("final", "best", "last") else p.name
-
-def _is_teacher(folder: Path) -> bool:
-    try: return str(json.loads((folder / "config.json").read_text()).get("format", "")).startswith("deocc-teacher")
-    except (OSError, ValueError, AttributeError): return False
-
-def load_fer(name_or_dir: str | Path, device: str = "cpu", option: str = "--fer") -> nn.Module:
-    "A frozen FER from a folder or bundled name: a deocc `FER` checkpoint or a ported teacher; eval mode."
-    from deocc.teachers import TEACHERS, create_teacher, load_teacher
-    dev = resolve_device(device)
-    if str(name_or_dir) in TEACHERS and not Path(str(name_or_dir)).exists(): return create_teacher(str(name_or_dir), dev)
-    path = checkpoint_path(name_or_dir)
-    if _is_teacher(path): return load_teacher(path, dev)
-    m = load_model(path, dev)
-    if not isinstance(m, FER): raise DeoccError(f"{path}: is a {type(m).__name__} checkpoint, but {option} needs a FER checkpoint")
-    return m.eval()
 
 def trained_on(name_or_dir: str | Path) -> str | None:
     "The training data a checkpoint records (`provenance.json` of a bundled checkpoint, `train_config.json`), or None."
@@ -102,16 +90,18 @@ class DemoModels:
     @property
     def classes(self) -> tuple[str, ...]: return tuple(self.fer.classes)
 
-def _load_deoccluder(role: str, path, required: bool, device) -> tuple[Deoccluder | None, str | None]:
-    "The de-occluder for `role` from a folder or bundled name (None: the bundled default; False: none)."
+def _model(key: str, name_or_dir, device) -> nn.Module:
+    "The model behind `deocc demo`'s option for `key` (see `ROLE_FLAGS`), by `create_model` with that option's role."
+    role = "fer" if key in ("fer", "teachers") else "deoccluder"
+    return create_model(name_or_dir, role=role, device=device, what=f"{ROLE_FLAGS[key]} {name_or_dir}")
+
+def _deoccluder(key: str, path, device) -> tuple[Deoccluder | None, str | None]:
+    "C (`full`) or B (`baseline`) from a folder or bundled name; None: the bundled default (B only if shipped); False: none."
     if path is False: return None, None
     if path is None:
-        path = DEFAULT_CHECKPOINTS[role]
-        if path not in bundled_names() and not required: return None, None
-    m = load_model(checkpoint_path(path), device)
-    if not isinstance(m, Deoccluder):
-        raise DeoccError(f"{checkpoint_path(path)}: is a {type(m).__name__} checkpoint, but {OPTIONS[role]} needs a Deoccluder checkpoint")
-    return m.eval(), str(path)
+        path = DEFAULT_CHECKPOINTS[key]
+        if key == "baseline" and path not in bundled_names(): return None, None
+    return _model(key, path, device), str(path)
 
 def load_demo_models(fer: str | Path | None = None,          # SynthFace FER: folder or bundled name (default synthface-fer)
                      full: str | Path | None = None,         # model C (default: bundled synthface-full)
@@ -119,15 +109,12 @@ def load_demo_models(fer: str | Path | None = None,          # SynthFace FER: fo
                      teachers: Sequence[str] | bool | None = None, # real-face FERs for photos (default: all of deocc.teachers; False: none)
                      device: str = "cpu", size: int = FACE_SIZE) -> DemoModels:
     "Load the demo's models from checkpoint folders or bundled names, falling back to the bundled checkpoints."
-    from deocc.teachers import TEACHERS
     dev = resolve_device(device)
     fer = DEFAULT_CHECKPOINTS["fer"] if fer is None else fer
-    fers = {_display_name(fer): load_fer(fer, dev)}
+    fers = {_display_name(fer): _model("fer", fer, dev)}
     names = [] if teachers is False else list(TEACHERS) if teachers in (None, True) else list(teachers)
-    bad = [n for n in names if n not in TEACHERS and not checkpoint_path(n).exists()]
-    if bad: raise DeoccError(f"--teachers: unknown FER {bad[0]!r}; shipped: {', '.join(TEACHERS)} (or give a FER checkpoint folder)")
-    fers.update({n: load_fer(n, dev, "--teachers") for n in names if n not in fers})
-    (c, c_src), (b, b_src) = _load_deoccluder("full", full, True, dev), _load_deoccluder("baseline", baseline, False, dev)
+    fers.update({n: _model("teachers", n, dev) for n in names if n not in fers})
+    (c, c_src), (b, b_src) = _deoccluder("full", full, dev), _deoccluder("baseline", baseline, dev)
     sources = {k: v for k, v in dict(fer=str(fer), full=c_src, baseline=b_src).items() if v}
     return DemoModels(c, fers, b, size, sources, {r: trained_on(p) for r, p in sources.items() if r != "fer"})
 
@@ -274,7 +261,6 @@ def read_editor(value: dict | None,           # a painter or ImageEditor value: 
     return (clean, *occlude_face(clean, layer, texture, seed))
 
 # %% ../nbs/09_app.ipynb #1a531d4e
-MODES = ("blind", "guided")
 OVERLAY_COLOR = (1.0, 0.15, 0.15)   # masks are drawn in this colour at half opacity over the occluded face
 
 def _run(model: Deoccluder, x: torch.Tensor, m: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor | None, str | None]:
@@ -377,7 +363,6 @@ def load_upload(path: str | Path | None,     # the uploaded file
                 max_mb: float | None = None    # refuse files larger than this (None: no limit here)
                ) -> tuple[FaceSession, str]:
     "Read a user's photo and crop its largest face: `(FaceSession with photo and matrix, a sentence about what was done)`."
-    from deocc.data import align_face
     if path is None: raise DeoccError("no file received: choose an image file")
     path = Path(path); name = path.name
     if max_mb is not None and path.exists() and path.stat().st_size > max_mb * 1e6:
@@ -889,15 +874,15 @@ def _demo_args(p: argparse.ArgumentParser):
     p.add_argument("--baseline", help="model B (no L_expr): folder or bundled name (default: synthface-no_expr); 'none' to hide")
     p.add_argument("--teachers", help="real-face FERs offered for photos, comma-separated (default: all of deocc.teachers); 'none' for none")
     p.add_argument("--examples", help="folder of example faces named <k>_<expression>.png")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback unless you mean to share the demo)")
     p.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    add_options(p, "device")
     p.add_argument("--concurrency", type=int, default=2, help="restorations running at once (the rest queue)")
 
-@command("demo", "launch the web demo (Gradio) comparing model C and model B", _demo_args)
+@command("demo", _demo_args)
 def demo_cmd(ns) -> str:
     "Serve the de-occlusion demo in the browser until interrupted (Ctrl+C)."
-    if ns.port is not None and not 1 <= ns.port <= 65535: raise DeoccError(f"--port {ns.port} out of range: use 1..65535")
+    check_range("--port", ns.port, 1, 65535); check_range("--concurrency", ns.concurrency, 1, 64)
     none = lambda v: False if v in ("none", "") else v
     teachers = None if ns.teachers is None else False if ns.teachers in ("none", "") else [t.strip() for t in ns.teachers.split(",") if t.strip()]
     launch(ns.fer, ns.deoccluder, none(ns.baseline), teachers, ns.host, ns.port, ns.device, ns.examples, ns.concurrency)
@@ -915,7 +900,6 @@ def _free_port() -> int:
 def serve_subprocess(args: Sequence[str] = (),      # extra `deocc demo` options, e.g. ("--fer", DIR)
                      timeout: float = 180) -> tuple["subprocess.Popen", str]:
     "Start `deocc demo` on a free loopback port in a child process; returns `(process, url)` once it answers."
-    import subprocess, sys, urllib.request
     port = _free_port(); url = f"http://127.0.0.1:{port}/"
     code = f"import sys; from deocc.cli import main; sys.exit(main(['demo', '--port', '{port}', *sys.argv[1:]]))"
     proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -4,47 +4,63 @@
 
 # %% ../nbs/10_bench.ipynb #83fb34ed
 from __future__ import annotations
-import json, time, datetime
+import datetime, json, statistics, subprocess, sys, time
 from pathlib import Path
 
-import torch
-
-from .core import DeoccError, command, resolve_device, atomic_write_text, machine_description
+from .core import add_options, atomic_write_text, check_size, command, machine_description, resolve_device
+from .models import create_model, restore_latency
+from .occlude import OCCLUDER_KINDS, occlusion_speed, randomerasing_speed
+from .synth import readability, render_speed
+from .teachers import TEACHERS
+from .train import fer_speed, train_preset, train_step_speed
 
 # %% auto #0
-__all__ = ['run_bench', 'format_bench', 'bench_cmd']
+__all__ = ['help_seconds', 'run_bench', 'format_bench', 'bench_cmd']
+
+# %% ../nbs/10_bench.ipynb #b5fa5f39
+def help_seconds(repeats: int = 5) -> float:
+    "Median wall time in seconds of `deocc --help` in a fresh process (the console script beside `sys.executable`)."
+    exe = Path(sys.executable).with_name("deocc")
+    cmd = [str(exe), "--help"] if exe.exists() else [sys.executable, "-c", "from deocc.cli import main; main(['--help'])"]
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter(); subprocess.run(cmd, check=True, capture_output=True); times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 # %% ../nbs/10_bench.ipynb #20fa7327
+def _occluder_figures(n: int, size: int, dev) -> dict:
+    "Images/s of every occluder kind and `mixed`, of `RandomErasing` on the same batch, and their ratio."
+    occ = {k: occlusion_speed(k, n=n, size=size, device=dev) for k in (*OCCLUDER_KINDS, "mixed")}
+    erasing = randomerasing_speed(n=n, size=size, device=dev)
+    return dict(occluder_images_per_s=occ, random_erasing_images_per_s=erasing, mixed_vs_random_erasing=occ["mixed"] / erasing)
+
+def _model_figures(size: int, dev, quick: bool) -> dict:
+    "FER inference and training speed, the de-occluder's training step, restore latency and throughput."
+    b, bb = (8, 16) if quick else (32, 128)
+    reps = lambda n: 1 if quick else n     # one repeat in quick mode
+    r = dict(fer_infer_images_per_s=fer_speed("tiny", b, size, dev, train=False, steps=reps(5)),
+             fer_train_images_per_s=fer_speed("tiny", b, size, dev, train=True, steps=reps(3)))
+    s, mem = train_step_speed(train_preset("full"), b, size, dev, steps=reps(3))
+    r.update(deocc_train_step_s=s, deocc_train_batch=b, deocc_train_peak_memory_mb=mem / 2 ** 20)
+    g = create_model("deoccluder-tiny")
+    r["restore_latency_ms"] = 1000 * restore_latency(g, size, 1, dev, repeats=3 if quick else 20)
+    r["restore_batch"] = bb
+    r["restore_images_per_s"] = bb / restore_latency(g, size, bb, dev, repeats=reps(5))
+    return r
+
 def run_bench(device="cpu", size: int = 96, quick: bool = False, demo: bool = False, log=lambda s: None) -> dict:
     "All benchmark figures as a dict (see the table in `format_bench`)."
-    from deocc.synth import render_speed, readability
-    from deocc.teachers import TEACHERS
-    from deocc.occlude import occlusion_speed, randomerasing_speed, OCCLUDER_KINDS
-    from deocc.train import fer_speed, train_step_speed, train_preset
-    from deocc.models import create_deoccluder, restore_latency
     dev = resolve_device(device)
     n_occ, n_render, rep = (32, 32, 1) if quick else (256, 256, 3)
     r = dict(device=str(dev), machine=machine_description(dev), size=size, date=datetime.date.today().isoformat(), quick=quick)
+    log("deocc --help"); r["help_s"] = help_seconds(3 if quick else 5)
     log("rendering"); r["synth_faces_per_s"] = render_speed(n_render, size, dev, repeats=rep)
     log("readability"); r["readability"] = {t: readability(t, n_identities=20 if quick else 100, device=dev)["accuracy"] for t in TEACHERS}
-    log("occluders"); occ = {}
-    for k in tuple(OCCLUDER_KINDS) + ("mixed",): occ[k] = occlusion_speed(k, n=n_occ, size=size, device=dev)
-    r["occluder_images_per_s"] = occ
-    r["random_erasing_images_per_s"] = randomerasing_speed(n=n_occ, size=size, device=dev)
-    r["mixed_vs_random_erasing"] = occ["mixed"] / r["random_erasing_images_per_s"]
-    b = 8 if quick else 32
-    log("FER"); r["fer_infer_images_per_s"] = fer_speed("tiny", b, size, dev, train=False, steps=1 if quick else 5)
-    r["fer_train_images_per_s"] = fer_speed("tiny", b, size, dev, train=True, steps=1 if quick else 3)
-    log("de-occluder training step"); s, mem = train_step_speed(train_preset("full"), b, size, dev, steps=1 if quick else 3)
-    r.update(deocc_train_step_s=s, deocc_train_batch=b, deocc_train_peak_memory_mb=mem / 2 ** 20)
-    log("restore"); g = create_deoccluder("tiny")
-    r["restore_latency_ms"] = 1000 * restore_latency(g, size, 1, dev, repeats=3 if quick else 20)
-    bb = 16 if quick else 128
-    r["restore_batch"] = bb
-    r["restore_images_per_s"] = bb / restore_latency(g, size, bb, dev, repeats=1 if quick else 5)
+    log("occluders"); r |= _occluder_figures(n_occ, size, dev)
+    log("FER, de-occluder training step, restore"); r |= _model_figures(size, dev, quick)
     if demo:
         log("demo round trip")
-        from deocc.app import round_trip_latency
+        from deocc.app import round_trip_latency   # gradio: imported only when the demo is timed
         r["demo_round_trip_s"] = round_trip_latency(n=5 if quick else 20)["median_s"]
     return r
 
@@ -52,8 +68,9 @@ def run_bench(device="cpu", size: int = 96, quick: bool = False, demo: bool = Fa
 def format_bench(r: dict) -> str:
     "Markdown table of a `run_bench` result."
     L = [f"### {r['machine']} — {r['device']}, {r['size']}×{r['size']}, {r['date']}{' (quick)' if r.get('quick') else ''}", "",
-         "| what | figure |", "|---|---|",
-         f"| SynthFace rendering | {r['synth_faces_per_s']:.0f} faces/s |"]
+         "| what | figure |", "|---|---|"]
+    if "help_s" in r: L.append(f"| `deocc --help` wall time (fresh process, median) | {r['help_s']:.2f} s |")
+    L.append(f"| SynthFace rendering | {r['synth_faces_per_s']:.0f} faces/s |")
     for t, a in r.get("readability", {}).items(): L.append(f"| SynthFace readability: `{t}` six-way on apex faces of fresh identities | {a:.1%} |")
     for k, v in r["occluder_images_per_s"].items(): L.append(f"| occluder `{k}` | {v:.0f} images/s |")
     L += [f"| `kornia.augmentation.RandomErasing` (same batch) | {r['random_erasing_images_per_s']:.0f} images/s |",
@@ -69,18 +86,15 @@ def format_bench(r: dict) -> str:
 
 # %% ../nbs/10_bench.ipynb #65c6d4ea
 def _bench_args(p):
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--size", type=int, default=96, help="image side in pixels")
-    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    add_options(p, "device", "size", "json")
     p.add_argument("--quick", action="store_true", help="small batches, one repeat (smoke test)")
     p.add_argument("--demo", action="store_true", help="also time a restore round trip through a local Gradio server")
     p.add_argument("--append", default=None, metavar="FILE", help="append the markdown table to FILE (e.g. BENCHMARKS.md)")
 
-@command("bench", "measure rendering, occluder, FER, training and restore speed (table or --json)", _bench_args)
+@command("bench", _bench_args)
 def bench_cmd(ns) -> str:
     "Run the benchmarks and print a table or JSON."
-    if not 32 <= ns.size <= 256: raise DeoccError(f"--size {ns.size} out of range: use 32..256")
-    r = run_bench(ns.device, ns.size, ns.quick, ns.demo)
+    r = run_bench(ns.device, check_size(ns.size), ns.quick, ns.demo)
     md = format_bench(r)
     if ns.append:
         p = Path(ns.append); atomic_write_text(p, (p.read_text() if p.exists() else "# Benchmarks\n\n") + "\n" + md)

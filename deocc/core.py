@@ -15,12 +15,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['EXPRESSIONS', 'NEUTRAL', 'LANDMARK_NAMES', 'CANONICAL_LANDMARKS', 'IMAGE_EXTENSIONS', 'MAX_IMAGE_PIXELS',
-           'WEIGHTS_DIR', 'COMMANDS', 'DeoccError', 'class_names', 'canonical_landmarks', 'resolve_device',
-           'seed_everything', 'make_generator', 'machine_description', 'FaceSet', 'split_by_identity',
-           'kfold_by_identity', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_dir',
+           'WEIGHTS_DIR', 'COMMANDS', 'SIZE_RANGE', 'OPTIONS', 'DeoccError', 'class_names', 'canonical_landmarks',
+           'resolve_device', 'seed_everything', 'make_generator', 'machine_description', 'FaceSet', 'split_by_identity',
+           'kfold_by_identity', 'umask', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_dir',
            'pil_to_rgb', 'load_image', 'to_uint8', 'save_image', 'image_grid', 'show_grid', 'check_writable',
-           'check_output_dir', 'save_faceset', 'load_imagefolder', 'bundled_names', 'bundled_path', 'checkpoint_path',
-           'command']
+           'check_output_dir', 'save_faceset', 'center_crop_resize', 'common_side', 'read_meta_csv', 'load_imagefolder',
+           'bundled_names', 'bundled_path', 'checkpoint_path', 'command', 'add_options', 'check_range', 'check_size',
+           'bounded', 'check_fields']
 
 # %% ../nbs/00_core.ipynb #643a6ede
 class DeoccError(ValueError):
@@ -146,11 +147,16 @@ def kfold_by_identity(identities: torch.Tensor, k: int = 10, seed: int = 0) -> l
     return [(~(t := torch.isin(identities, chunk)), t) for chunk in perm.tensor_split(k)]
 
 # %% ../nbs/00_core.ipynb #be08aa81
+def umask() -> int:
+    "The process's file-creation mask (read without changing it for longer than one call)."
+    m = os.umask(0o022); os.umask(m); return m
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    "Write `data` to `path` via a temp file + `os.replace`."
+    "Write `data` to `path` via a temp file + `os.replace`; the file gets the permissions a plain `open()` gives (umask)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())   # mkstemp makes 0600 files: readable by their owner only
         with os.fdopen(fd, "wb") as f: f.write(data); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -189,6 +195,7 @@ def atomic_dir(path: str | Path):
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
+        os.chmod(tmp, 0o777 & ~umask())   # mkdtemp makes 0700 folders: like a plain mkdir instead
         yield tmp
         if not path.exists(): os.replace(tmp, path)
         elif _exchange(tmp, path): shutil.rmtree(tmp, ignore_errors=True)     # tmp now holds the old folder
@@ -333,7 +340,7 @@ def save_faceset(fs: FaceSet, out: str | Path, force: bool = False, preview: boo
     except OSError as e: raise DeoccError(f"{out}: cannot write ({e.strerror or type(e).__name__}); choose another --out") from None
     return out
 
-def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
+def center_crop_resize(img: torch.Tensor, size: int) -> torch.Tensor:
     "Resize a `(3, H, W)` uint8 image to `(3, size, size)` (antialiased; non-square images are centre-cropped first)."
     _, h, w = img.shape
     if h != w: s = min(h, w); img = img[:, (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
@@ -341,7 +348,7 @@ def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
     x = torch.nn.functional.interpolate(img[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x[0].round().clamp(0, 255).to(torch.uint8)
 
-def _common_side(files: Sequence[Path]) -> int | None:
+def common_side(files: Sequence[Path]) -> int | None:
     "The most common shorter side among the files' image headers (ties: the larger); None if no header is readable."
     sides: dict[int, int] = {}
     with warnings.catch_warnings():
@@ -353,7 +360,7 @@ def _common_side(files: Sequence[Path]) -> int | None:
             sides[s] = sides.get(s, 0) + 1
     return max(sides, key=lambda s: (sides[s], s)) if sides else None
 
-def _read_meta(path: Path) -> dict[str, dict[str, str]]:
+def read_meta_csv(path: Path) -> dict[str, dict[str, str]]:
     "Rows of `path/meta.csv` by file; a malformed file raises `DeoccError` naming it."
     try:
         with open(path / "meta.csv", newline="") as f: rows = list(csv.DictReader(f))
@@ -379,8 +386,8 @@ def load_imagefolder(path: str | Path, size: int | None = None, # resize every i
         classes = class_names(has_neutral if neutral is None else neutral)
     files = [(p.name, f) for p in subdirs if p.name in classes for f in sorted(p.rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
     if not files: raise DeoccError(f"{path}: no images found; expected {path}/<expression>/<image>.png with expressions among {list(classes)}")
-    meta_rows = _read_meta(path) if (path / "meta.csv").exists() else {}
-    size = size or _common_side([f for _, f in files])   # a stray thumbnail must not shrink every face to its size
+    meta_rows = read_meta_csv(path) if (path / "meta.csv").exists() else {}
+    size = size or common_side([f for _, f in files])   # a stray thumbnail must not shrink every face to its size
     imgs, labels, idents, lms, rel, bad = [], [], [], [], [], []
     for i, (cls, f) in enumerate(files):
         try: img = load_image(f)
@@ -396,7 +403,7 @@ def load_imagefolder(path: str | Path, size: int | None = None, # resize every i
                 lms.append(torch.tensor([float(row[f"{n}_{a}"]) for n in LANDMARK_NAMES for a in "xy"]).view(-1, 2) * size / w)
         except (ValueError, TypeError, KeyError) as e:
             raise DeoccError(f"{path / 'meta.csv'}: bad row for {r} ({type(e).__name__}: {e}); fix or delete meta.csv") from None
-        imgs.append(_resize(img, size)); labels.append(classes.index(cls)); rel.append(r)
+        imgs.append(center_crop_resize(img, size)); labels.append(classes.index(cls)); rel.append(r)
     if bad: warnings.warn(f"{path}: skipped {len(bad)} unreadable image(s) (e.g. {bad[0]})", stacklevel=2)
     if not imgs: raise DeoccError(f"{path}: none of the {len(files)} images could be read")
     return FaceSet(torch.stack(imgs), torch.tensor(labels), torch.tensor(idents), tuple(classes),
@@ -426,9 +433,58 @@ def checkpoint_path(name_or_dir: str | Path) -> Path:
 # %% ../nbs/00_core.ipynb #1022cd28
 COMMANDS: dict[str, dict] = {}
 
-def command(name: str, help: str, args: Callable | None = None):
-    "Register `fn(ns)` as `deocc <name>`; `args(parser)` adds its options."
+def command(name: str, args: Callable | None = None):
+    "Register `fn(ns)` as `deocc <name>`; `args(parser)` adds its options. The one-line help lives in `deocc.cli.COMMAND_INDEX`."
     def deco(fn):
-        COMMANDS[name] = dict(fn=fn, help=help, args=args, doc=(fn.__doc__ or help))
+        COMMANDS[name] = dict(fn=fn, args=args, doc=fn.__doc__ or "")
         return fn
     return deco
+
+# %% ../nbs/00_core.ipynb #65be0725
+SIZE_RANGE = (16, 512)   # image side in pixels that every command accepts
+
+OPTIONS: dict[str, tuple[str, dict]] = {   # option name → (flag, argparse keywords): the one definition of each shared option
+    "data": ("--data", dict(default="synth", help="dataset spec: synth, or NAME:/path?option=value,... (see deocc data --help)")),
+    "out": ("--out", dict(required=True, help="output folder")),
+    "size": ("--size", dict(type=int, default=96, help=f"image side in pixels, {SIZE_RANGE[0]}..{SIZE_RANGE[1]}")),
+    "seed": ("--seed", dict(type=int, default=0, help="random seed; the same seed gives the same files and numbers")),
+    "device": ("--device", dict(default="cpu", help="cpu, cuda, cuda:N or auto")),
+    "batch_size": ("--batch-size", dict(type=int, default=None, help="images per batch (unset: the configuration's)")),
+    "force": ("--force", dict(action="store_true", help="replace a non-empty --out folder")),
+    "no_progress": ("--no-progress", dict(action="store_true", help="no progress bars")),
+    "json": ("--json", dict(action="store_true", help="print JSON instead of a table")),
+    "set": ("--set", dict(action="append", default=[], metavar="KEY=VALUE",
+                          help="change a configuration field (repeatable), e.g. --set lambda_expr=0.5")),
+}
+
+def add_options(p, *names: str, **changed: dict) -> None:
+    "Add the shared `OPTIONS` `names` (and those in `changed`, with their argparse keywords updated) to parser `p`."
+    for name in (*names, *changed):
+        if name not in OPTIONS: raise KeyError(f"no shared option {name!r}; known: {', '.join(OPTIONS)}")
+        flag, kw = OPTIONS[name]
+        p.add_argument(flag, **{**kw, **changed.get(name, {})})
+
+def check_range(what: str, value, lo=None, hi=None, hint: str = ""):
+    "`value` if `lo <= value <= hi` (either bound may be None); else a one-line `DeoccError` naming `what` and the bounds."
+    if value is None or ((lo is None or value >= lo) and (hi is None or value <= hi)): return value
+    bounds = f"{lo}..{hi}" if lo is not None and hi is not None else f">= {lo}" if lo is not None else f"<= {hi}"
+    raise DeoccError(f"{what} {value}: out of range, use {bounds}" + (f" ({hint})" if hint else ""))
+
+def check_size(size: int | None, what: str = "--size") -> int | None:
+    "An image side within `SIZE_RANGE` (None passes: 'keep the images' size')."
+    return check_range(what, size, *SIZE_RANGE)
+
+# %% ../nbs/00_core.ipynb #0f0b2eff
+def bounded(default, lo=None, hi=None, **kw):
+    "A dataclass field with `default` whose value must lie in `lo..hi` (checked by `check_fields`; a None default may stay None)."
+    return field(default=default, metadata=dict(bounds=(lo, hi)), **kw)
+
+def check_fields(cfg, where: str = ""):
+    "`cfg` if every `bounded` field of it (and of nested configurations) is in range; else a one-line `DeoccError`."
+    for f in fields(cfg):
+        v, name = getattr(cfg, f.name), f"{where}{f.name}"
+        if "bounds" in f.metadata and not (v is None and f.default is None):   # None where None is the default: "unset"
+            if not isinstance(v, (int, float)) or isinstance(v, bool): raise DeoccError(f"{name}={v!r}: expected a number")
+            check_range(name + " =", v, *f.metadata["bounds"])
+        elif hasattr(v, "__dataclass_fields__"): check_fields(v, f"{name}.")
+    return cfg

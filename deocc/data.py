@@ -15,12 +15,14 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 import cv2
+from PIL import Image
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from .core import (DeoccError, EXPRESSIONS, NEUTRAL, CANONICAL_LANDMARKS, IMAGE_EXTENSIONS, LANDMARK_NAMES, FaceSet,
                         class_names, split_by_identity, load_image, load_imagefolder, save_image, save_faceset,
-                        check_output_dir, atomic_dir, _read_meta, _resize, command)
+                        check_output_dir, atomic_dir, read_meta_csv, center_crop_resize, command, add_options, check_size)
+from .synth import synthface
 
 # %% auto #0
 __all__ = ['FACE_CASCADE', 'EYE_CASCADE', 'DETECT_SIDE', 'CLAHE', 'EYE_ROI_WIDTH', 'BOX_EYES', 'SPLITS', 'READ_WORKERS',
@@ -207,7 +209,7 @@ def _cache_key(item: _Item, size: int) -> str | None:
     return hashlib.sha1(f"{item.source.resolve()}|{st.st_mtime_ns}|{st.st_size}|{item.box}|{size}|{_ALIGN_VERSION}".encode()).hexdigest()
 
 def _scaled_landmarks(item: _Item, img: torch.Tensor, size: int) -> torch.Tensor | None:
-    "An item's landmarks in the pixels of its `size` crop: only for square sources, which `_resize` scales whole."
+    "An item's landmarks in the pixels of its `size` crop: only for square sources, which `center_crop_resize` scales whole."
     h, w = img.shape[1:]
     return item.landmarks * size / w if item.landmarks is not None and h == w else None
 
@@ -219,11 +221,11 @@ def _prepare(item: _Item, size: int, align: bool, cache_dir: Path | None) -> tup
         if hit: return load_image(hit[0]), hit[0].stem.split("-")[-1], None
     img = _read_source(item)
     if item.box is not None: img = _crop_box(img, item.box, margin=0.4 if align else 0.0)
-    if not align: return _resize(img, size), "crop", _scaled_landmarks(item, img, size) if item.box is None else None
+    if not align: return center_crop_resize(img, size), "crop", _scaled_landmarks(item, img, size) if item.box is None else None
     try: out, info = align_face(img, size, name=item.rel); method = info["method"]
     except DeoccError as e:
         if "no face found" not in str(e): raise
-        out, method = _resize(img, size), "none"
+        out, method = center_crop_resize(img, size), "none"
     if key: save_image(out, cache_dir / key[:2] / f"{key}-{method}.png")
     return out, method, None
 
@@ -232,7 +234,7 @@ def _select(items: list[_Item], drops: _Drops, name: str, root: Path, split: str
             test_fraction: float) -> tuple[list[_Item], torch.Tensor, tuple[str, ...], bool]:
     "The common protocol on an index: drop neutral unless asked, give every sample a subject, keep `split`; `(items, identities, classes, official)`."
     if split not in SPLITS: raise DeoccError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if not 16 <= size <= 512: raise DeoccError(f"size {size} out of range: use 16..512")
+    check_size(size, "size")
     classes = class_names(neutral)
     if not neutral:
         n = sum(it.label == NEUTRAL for it in items)
@@ -667,6 +669,7 @@ def load_dataset(spec: str,                 # e.g. "synth", "oulu-casia:/data/Ou
                  workers: int | None = None,# DataLoader processes that fill a stream's cache (default STREAM_WORKERS)
                  **kw) -> FaceSet:
     "Load any supported dataset as a `FaceSet` of `(N, 3, size, size)` uint8 faces with deocc labels."
+    check_size(size, "size")
     name, path, opts = parse_spec(spec)
     common = dict(neutral=neutral, align=align, cache_dir=cache_dir, test_fraction=test_fraction, stream=stream, workers=workers)
     common.update({k: opts.pop(k) for k in list(opts) if k in common})   # the spec's own settings win: `?stream=true,align=true`
@@ -737,7 +740,7 @@ def _index_folders(root: Path, neutral: bool = False, numbering: dict[int, str] 
     if not root.is_dir(): raise DeoccError(f"{root}: not a folder; expected <expression>/<image> sub-folders")
     base = _layout_root(root)
     splits = [(c, _SPLIT_FOLDERS[c.name.lower()]) for c in _subdirs(base) if c.name.lower() in _SPLIT_FOLDERS] or [(base, None)]
-    meta = _read_meta(root) if (root / "meta.csv").exists() else {}
+    meta = read_meta_csv(root) if (root / "meta.csv").exists() else {}
     items, drops = [], _Drops()
     for folder, sp in splits:
         for cls_dir, label in _class_folders(folder, numbering, what):
@@ -760,7 +763,6 @@ def _load_synth(path: str = "", split="all", size=96, seed=0, neutral=False, ali
     if _streams(stream, 0, size):
         raise DeoccError("synth is rendered in memory and cannot stream; write it with `deocc synth --out DIR` and stream "
                          "that folder: imagefolder:DIR?stream=true")
-    from deocc.synth import synthface
     return synthface(size=size, seed=seed, neutral=neutral, split=split, test_fraction=test_fraction, **opts)
 
 def _plain_folder(root: Path) -> bool:
@@ -812,13 +814,12 @@ _AFFECTNET = {0: NEUTRAL, 1: "happiness", 2: "sadness", 3: "surprise", 4: "fear"
 def _inv(d: dict) -> dict: return {v: k for k, v in d.items()}
 
 def _save_jpeg(img: torch.Tensor, path: Path, grey: bool = False):
-    from PIL import Image
     path.parent.mkdir(parents=True, exist_ok=True)
     a = img.permute(1, 2, 0).numpy()
     (Image.fromarray(a).convert("L") if grey else Image.fromarray(a)).save(path, quality=95)
 
 def _grey48(img: torch.Tensor) -> np.ndarray:
-    return cv2.cvtColor(np.ascontiguousarray(_resize(img, 48).permute(1, 2, 0).numpy()), cv2.COLOR_RGB2GRAY)
+    return cv2.cvtColor(np.ascontiguousarray(center_crop_resize(img, 48).permute(1, 2, 0).numpy()), cv2.COLOR_RGB2GRAY)
 
 def _official_split(identities: torch.Tensor) -> list[str]:
     "A deterministic train/val/test assignment by identity for fixtures: last id test, second last val."
@@ -834,76 +835,105 @@ def _sequences(fs: FaceSet):
     return [(d, fs.classes[l], idx) for (d, l), idx in sorted(groups.items())]
 
 # %% ../nbs/03_data.ipynb #34919cb0
+def _fixture_faces(root: str | Path, fs: FaceSet | None) -> tuple[Path, FaceSet]:
+    "The fixture folder (created) and the faces to write: `fs`, or 3 SynthFace identities x 6 expressions x 2 frames at 48 px."
+    root = Path(root); root.mkdir(parents=True, exist_ok=True)
+    return root, fs if fs is not None else synthface(n_identities=3, frames=2, size=48)
+
+def _fixture_imagefolder(root: Path, fs: FaceSet) -> str:
+    "`faces/<expression>/<image>.png` + meta.csv, as `deocc synth` writes it."
+    save_faceset(fs, root / "faces", force=True, preview=False)
+    return f"imagefolder:{root / 'faces'}"
+
+def _fixture_oulu(root: Path, fs: FaceSet):
+    "`VL/Strong/P001/<Expression>/000.jpeg`: a folder per sequence, frames in order."
+    for d, e, idx in _sequences(fs):
+        for f, i in enumerate(idx): _save_jpeg(fs.images[i], root / "VL" / "Strong" / f"P{d + 1:03d}" / _OULU.get(e, e.capitalize()) / f"{f:03d}.jpeg")
+
+def _fixture_ckplus(root: Path, fs: FaceSet):
+    "`cohn-kanade-images/S001/001/*.png` and the code of each sequence in `Emotion/S001/001/*_emotion.txt`."
+    for s, (d, e, idx) in enumerate(_sequences(fs)):
+        subj, seq = f"S{d + 1:03d}", f"{s + 1:03d}"
+        for f, i in enumerate(idx): save_image(fs.images[i], root / "cohn-kanade-images" / subj / seq / f"{subj}_{seq}_{f + 1:08d}.png")
+        (root / "Emotion" / subj / seq).mkdir(parents=True, exist_ok=True)
+        (root / "Emotion" / subj / seq / f"{subj}_{seq}_{len(idx):08d}_emotion.txt").write_text(f"   {float(_inv(_CK)[e]):.7e}\n")
+
+def _fixture_kdef(root: Path, fs: FaceSet):
+    "`KDEF/AF01/AF01ANS.JPG`: the first two frames as sessions A and B, frontal."
+    for d, e, idx in _sequences(fs):
+        sex, num = ("F", d + 1) if d % 2 == 0 else ("M", d + 1)
+        for f, i in enumerate(idx[:2]):
+            who = f"{'AB'[f]}{sex}{num:02d}"
+            _save_jpeg(fs.images[i], root / "KDEF" / who / f"{who}{_inv(_KDEF)[e]}S.JPG")
+
+def _fixture_jaffe(root: Path, fs: FaceSet):
+    "`KA.AN1.39.tiff`: grey TIFFs named by subject, expression, take and a running index."
+    counter = 0
+    for d, e, idx in _sequences(fs):
+        for f, i in enumerate(idx):
+            counter += 1
+            path = root / f"{_JAFFE_SUBJECTS[d % 10]}.{_inv(_JAFFE)[e]}{f + 1}.{counter}.tiff"
+            Image.fromarray(fs.images[i].permute(1, 2, 0).numpy()).convert("L").save(path)
+
+# %% ../nbs/03_data.ipynb #efe96b78
+def _fixture_rafdb(root: Path, fs: FaceSet) -> str:
+    "`basic/EmoLabel/list_patition_label.txt` + `basic/Image/aligned/<name>_aligned.jpg`, split train/test by subject."
+    lines, n = [], Counter()
+    for i, (l, sp) in enumerate(zip(fs.labels.tolist(), _official_split(fs.identities))):
+        sp = "test" if sp == "test" else "train"; n[sp] += 1
+        fname = f"{sp}_{n[sp]:05d}.jpg" if sp == "train" else f"{sp}_{n[sp]:04d}.jpg"
+        _save_jpeg(fs.images[i], root / "basic" / "Image" / "aligned" / fname.replace(".jpg", "_aligned.jpg"))
+        lines.append(f"{fname} {_inv(_RAF)[fs.classes[l]]}")
+    (root / "basic" / "EmoLabel").mkdir(parents=True, exist_ok=True)
+    (root / "basic" / "EmoLabel" / "list_patition_label.txt").write_text("\n".join(lines) + "\n")
+    return f"rafdb:{root / 'basic'}"
+
+def _fixture_fer2013(root: Path, fs: FaceSet) -> str:
+    "`fer2013.csv`: emotion code, 48x48 grey pixels and usage per row."
+    usage = _inv(_FER_USAGE)
+    rows = [(_inv(_FER)[fs.classes[l]], " ".join(map(str, _grey48(fs.images[i]).flatten().tolist())), usage[sp])
+            for i, (l, sp) in enumerate(zip(fs.labels.tolist(), _official_split(fs.identities)))]
+    with open(root / "fer2013.csv", "w", newline="") as f: w = csv.writer(f); w.writerow(["emotion", "pixels", "Usage"]); w.writerows(rows)
+    return f"fer2013:{root / 'fer2013.csv'}"
+
+def _fixture_ferplus(root: Path, fs: FaceSet):
+    "`FER2013Train|Valid|Test/label.csv` (name, box, 10 votes, all for the face's class) + grey `fer*.png`."
+    dirs = _inv(_FERPLUS_DIRS); labels: dict = {}
+    for i, (l, sp) in enumerate(zip(fs.labels.tolist(), _official_split(fs.identities))):
+        fname = f"fer{i:07d}.png"; votes = [0] * 10; votes[_FERPLUS.index(fs.classes[l])] = 10
+        save_image(torch.from_numpy(_grey48(fs.images[i]))[None], root / dirs[sp] / fname)
+        labels.setdefault(dirs[sp], []).append([fname, "(0, 0, 48, 48)"] + votes)
+    for d in dirs.values():
+        (root / d).mkdir(parents=True, exist_ok=True)
+        with open(root / d / "label.csv", "w", newline="") as f: csv.writer(f).writerows(labels.get(d, []))
+
+def _fixture_affectnet(root: Path, fs: FaceSet):
+    "`training.csv` / `validation.csv` + `Manually_Annotated_Images/<n>/<i>.jpg`: faces padded, their boxes in the lists."
+    pad = fs.size // 4; rows = {"train": [], "test": []}
+    for i, (l, sp) in enumerate(zip(fs.labels.tolist(), _official_split(fs.identities))):
+        big = torch.nn.functional.pad(fs.images[i][None].float(), (pad, pad, pad, pad), mode="replicate")[0].to(torch.uint8)
+        rel = f"{i % 3 + 1}/{i:06d}.jpg"; _save_jpeg(big, root / "Manually_Annotated_Images" / rel)
+        rows["test" if sp == "test" else "train"].append([rel, pad, pad, fs.size, fs.size, "", _inv(_AFFECTNET)[fs.classes[l]], 0.1, -0.1])
+    for sp, fname in (("train", "training.csv"), ("test", "validation.csv")):
+        with open(root / fname, "w", newline="") as f:
+            w = csv.writer(f); w.writerow(["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
+                                           "facial_landmarks", "expression", "valence", "arousal"]); w.writerows(rows[sp])
+
+# %% ../nbs/03_data.ipynb #d172f1ab
+_FIXTURES: dict[str, Callable[[Path, FaceSet], str | None]] = {   # dataset → writer of its layout (returns its spec, or None: name:root)
+    "imagefolder": _fixture_imagefolder, "oulu-casia": _fixture_oulu, "ckplus": _fixture_ckplus, "rafdb": _fixture_rafdb,
+    "fer2013": _fixture_fer2013, "ferplus": _fixture_ferplus, "kdef": _fixture_kdef, "jaffe": _fixture_jaffe,
+    "affectnet": _fixture_affectnet}
+
 def write_fixture(name: str,                 # a `DATASETS` name (not synth)
                   root: str | Path,          # folder to write into (created)
                   fs: FaceSet | None = None, # faces to write; default: 3 SynthFace identities x 2 frames at 48 px
                   ) -> str:
     "Save `fs` in dataset `name`'s published layout under `root`; returns the spec that loads it."
-    from deocc.synth import synthface
-    root = Path(root); root.mkdir(parents=True, exist_ok=True)
-    fs = fs if fs is not None else synthface(n_identities=3, frames=2, size=48)
-    split = _official_split(fs.identities)
-    if name == "imagefolder": save_faceset(fs, root / "faces", force=True, preview=False); return f"imagefolder:{root / 'faces'}"
-    if name == "oulu-casia":
-        for d, e, idx in _sequences(fs):
-            for f, i in enumerate(idx): _save_jpeg(fs.images[i], root / "VL" / "Strong" / f"P{d + 1:03d}" / _OULU.get(e, e.capitalize()) / f"{f:03d}.jpeg")
-    elif name == "ckplus":
-        for s, (d, e, idx) in enumerate(_sequences(fs)):
-            subj, seq = f"S{d + 1:03d}", f"{s + 1:03d}"
-            for f, i in enumerate(idx): save_image(fs.images[i], root / "cohn-kanade-images" / subj / seq / f"{subj}_{seq}_{f + 1:08d}.png")
-            (root / "Emotion" / subj / seq).mkdir(parents=True, exist_ok=True)
-            (root / "Emotion" / subj / seq / f"{subj}_{seq}_{len(idx):08d}_emotion.txt").write_text(f"   {float(_inv(_CK)[e]):.7e}\n")
-    elif name == "rafdb":
-        lines, n = [], Counter()
-        for i, (l, sp) in enumerate(zip(fs.labels.tolist(), split)):
-            sp = "test" if sp == "test" else "train"; n[sp] += 1
-            fname = f"{sp}_{n[sp]:05d}.jpg" if sp == "train" else f"{sp}_{n[sp]:04d}.jpg"
-            _save_jpeg(fs.images[i], root / "basic" / "Image" / "aligned" / fname.replace(".jpg", "_aligned.jpg"))
-            lines.append(f"{fname} {_inv(_RAF)[fs.classes[l]]}")
-        (root / "basic" / "EmoLabel").mkdir(parents=True, exist_ok=True)
-        (root / "basic" / "EmoLabel" / "list_patition_label.txt").write_text("\n".join(lines) + "\n")
-        return f"rafdb:{root / 'basic'}"
-    elif name in ("fer2013", "ferplus"):
-        usage = {v: k for k, v in _FER_USAGE.items()}
-        rows = [(_inv(_FER)[fs.classes[l]], " ".join(map(str, _grey48(fs.images[i]).flatten().tolist())), usage[sp])
-                for i, (l, sp) in enumerate(zip(fs.labels.tolist(), split))]
-        if name == "fer2013":
-            with open(root / "fer2013.csv", "w", newline="") as f: w = csv.writer(f); w.writerow(["emotion", "pixels", "Usage"]); w.writerows(rows)
-            return f"fer2013:{root / 'fer2013.csv'}"
-        dirs = {v: k for k, v in _FERPLUS_DIRS.items()}; labels: dict = {}
-        for i, (l, sp) in enumerate(zip(fs.labels.tolist(), split)):
-            fname = f"fer{i:07d}.png"; votes = [0] * 10; votes[_FERPLUS.index(fs.classes[l])] = 10
-            save_image(torch.from_numpy(_grey48(fs.images[i]))[None], root / dirs[sp] / fname)
-            labels.setdefault(dirs[sp], []).append([fname, "(0, 0, 48, 48)"] + votes)
-        for d in dirs.values():
-            (root / d).mkdir(parents=True, exist_ok=True)
-            with open(root / d / "label.csv", "w", newline="") as f: csv.writer(f).writerows(labels.get(d, []))
-    elif name == "kdef":
-        for d, e, idx in _sequences(fs):
-            sex, num = ("F", d + 1) if d % 2 == 0 else ("M", d + 1)
-            for f, i in enumerate(idx[:2]):
-                who = f"{'AB'[f]}{sex}{num:02d}"
-                _save_jpeg(fs.images[i], root / "KDEF" / who / f"{who}{_inv(_KDEF)[e]}S.JPG")
-    elif name == "jaffe":
-        counter = 0
-        for d, e, idx in _sequences(fs):
-            for f, i in enumerate(idx):
-                counter += 1
-                tmp = root / f"{_JAFFE_SUBJECTS[d % 10]}.{_inv(_JAFFE)[e]}{f + 1}.{counter}.tiff"
-                from PIL import Image
-                Image.fromarray(fs.images[i].permute(1, 2, 0).numpy()).convert("L").save(tmp)
-    elif name == "affectnet":
-        pad = fs.size // 4; rows = {"train": [], "test": []}
-        for i, (l, sp) in enumerate(zip(fs.labels.tolist(), split)):
-            big = torch.nn.functional.pad(fs.images[i][None].float(), (pad, pad, pad, pad), mode="replicate")[0].to(torch.uint8)
-            rel = f"{i % 3 + 1}/{i:06d}.jpg"; _save_jpeg(big, root / "Manually_Annotated_Images" / rel)
-            rows["test" if sp == "test" else "train"].append([rel, pad, pad, fs.size, fs.size, "", _inv(_AFFECTNET)[fs.classes[l]], 0.1, -0.1])
-        for sp, fname in (("train", "training.csv"), ("test", "validation.csv")):
-            with open(root / fname, "w", newline="") as f:
-                w = csv.writer(f); w.writerow(["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
-                                               "facial_landmarks", "expression", "valence", "arousal"]); w.writerows(rows[sp])
-    else: raise DeoccError(f"no fixture writer for {name!r}: use one of {', '.join(n for n in DATASETS if n != 'synth')}")
-    return f"{name}:{root}"
+    if name not in _FIXTURES:
+        raise DeoccError(f"no fixture writer for {name!r}: use one of {', '.join(n for n in DATASETS if n != 'synth')}")
+    root, fs = _fixture_faces(root, fs)
+    return _FIXTURES[name](root, fs) or f"{name}:{root}"
 
 # %% ../nbs/03_data.ipynb #4572d43d
 def _move_tree(src: Path, dst: Path):
@@ -956,11 +986,9 @@ def write_variant(name: str,                 # a dataset name
                   fs: FaceSet | None = None, # faces to write; default: 3 SynthFace identities x 2 frames at 48 px
                   ) -> str:
     "Save `fs` as a common repackaging of dataset `name` (see `VARIANTS`); returns the spec that loads it."
-    from deocc.synth import synthface
-    root = Path(root); root.mkdir(parents=True, exist_ok=True)
-    fs = fs if fs is not None else synthface(n_identities=3, frames=2, size=48)
     if (name, variant) not in VARIANTS:
         raise DeoccError(f"no fixture variant {name}:{variant}; known: {', '.join(f'{n}:{v}' for n, v in VARIANTS)}")
+    root, fs = _fixture_faces(root, fs)
     if (name, variant) == ("affectnet", "archives"): return _variant_affectnet_archives(root, fs)
     if (name, variant) == ("ferplus", "votes"): return _variant_ferplus_votes(root, fs)
     if name == "affectnet": _class_tree(root, fs, _KAGGLE_AFFECTNET.get, {"train": "Train", "val": "Train", "test": "Test"})
@@ -971,7 +999,6 @@ def write_variant(name: str,                 # a dataset name
                     name=lambda i, sp: f"{sp if sp == 'test' else 'train'}_{i + 1:05d}_aligned.jpg")
     elif name == "jaffe":
         write_fixture("jaffe", root, fs)
-        from PIL import Image
         for f in sorted(root.glob("*.tiff")):
             with Image.open(f) as im: im.save(f.with_suffix(".png"))
             f.unlink()
@@ -1268,34 +1295,31 @@ def _index_affectnet(root: Path, neutral: bool = False):
     return _missing(items, drops, root), drops
 
 # %% ../nbs/03_data.ipynb #12ff70f1
-class _RawDefaults(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    "Keep the epilog's line breaks (the dataset list) and show defaults."
-
 def add_data_argument(p: argparse.ArgumentParser, default: str | None = "synth", # None: --data is required
                       ) -> argparse.ArgumentParser:
-    "Add `--data SPEC` to a command's parser, with the list of datasets in its help epilog."
-    p.add_argument("--data", default=default, required=default is None,
-                   help="dataset spec, e.g. synth, oulu-casia:/data/Oulu, fer2013:/data/fer2013.csv (list below)")
+    "Add the shared `--data SPEC` option to a command's parser, with the list of datasets in its help epilog."
+    add_options(p, data=dict(default=default, required=default is None))
     p.epilog = ((p.epilog or "") + "\n\ndata specs (options after '?', e.g. ckplus:/data/CK+?last_k=1; every spec also takes "
                 f"{', '.join(_SPEC_COMMON)}, skip_bad, e.g. affectnet:/data/AffectNet?stream=true):\n" + datasets_help()).strip()
-    p.formatter_class = _RawDefaults
+    if not issubclass(p.formatter_class, argparse.RawDescriptionHelpFormatter):   # keep the list's line breaks
+        p.formatter_class = type("RawEpilog", (argparse.RawDescriptionHelpFormatter, p.formatter_class), {})
     return p
 
 def _data_args(p):
     add_data_argument(p, default=None)
-    p.add_argument("--out", required=True, help="output folder (ImageFolder + meta.csv + preview.png)")
+    add_options(p, "out")
     p.add_argument("--split", default="all", choices=SPLITS, help="official split, else subject-independent")
-    p.add_argument("--size", type=int, default=96, help="output side in pixels")
-    p.add_argument("--seed", type=int, default=0, help="seed of the subject-independent split")
+    add_options(p, "size", "seed")
     p.add_argument("--neutral", action="store_true", help="keep neutral as a 7th class")
     p.add_argument("--align", action="store_true", help="detect faces and align them by the eyes (photos)")
     p.add_argument("--cache-dir", default=None, help="cache aligned crops here")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of failing")
-    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    add_options(p, "force")
 
-@command("data", "load any supported dataset (Oulu-CASIA, CK+, RAF-DB, FER2013, ...) and write it as an ImageFolder", _data_args)
+@command("data", _data_args)
 def data_cmd(ns) -> str:
     "Load a dataset spec and write it as `<expression>/<image>.png` + meta.csv."
+    check_size(ns.size)
     check_output_dir(ns.out, ns.force)   # refuse a used --out before reading the dataset, not after
     fs = load_dataset(ns.data, ns.split, ns.size, ns.seed, ns.neutral, ns.align, ns.cache_dir, skip_bad=ns.skip_bad)
     for k in ("split", "align"): fs.meta.pop(k, None)

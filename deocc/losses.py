@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from .core import DeoccError
+from .core import DeoccError, bounded, check_fields
 from .models import Restoration
 
 # %% auto #0
@@ -104,23 +104,22 @@ def mask_loss(mask_logits: torch.Tensor,  # (B, 1, H, W) predicted occlusion log
 @dataclass
 class LossConfig:
     "Weights and variants of the de-occluder's loss terms."
-    lambda_expr: float = 0.3      # L_expr on the composite through the frozen FER (0 = the poster's model B)
-    lambda_pixel: float = 10.0    # L_pixel: the fill against the clean face
-    lambda_adv: float = 0.05      # L_adv: generator's adversarial term on the composite
-    lambda_mask: float = 1.0      # L_mask: BCE + Dice of the mask net (blind models)
-    hole_weight: float = 6.0      # L_pixel's weight inside the hole ...
-    valid_weight: float = 1.0     # ... and outside it
-    mask_dice: float = 1.0        # weight of Dice beside BCE in L_mask
+    lambda_expr: float = bounded(0.3, 0.0)      # L_expr on the composite through the frozen FER (0 = the poster's model B)
+    lambda_pixel: float = bounded(10.0, 0.0)    # L_pixel: the fill against the clean face
+    lambda_adv: float = bounded(0.05, 0.0)      # L_adv: generator's adversarial term on the composite
+    lambda_mask: float = bounded(1.0, 0.0)      # L_mask: BCE + Dice of the mask net (blind models)
+    hole_weight: float = bounded(6.0, 0.0)      # L_pixel's weight inside the hole ...
+    valid_weight: float = bounded(1.0, 0.0)     # ... and outside it
+    mask_dice: float = bounded(1.0, 0.0)        # weight of Dice beside BCE in L_mask
     expr_loss: str = "ce"         # "ce" (poster, labelled), "kl" (label-free, to FER(clean)) or "feat" (FER features of the clean face)
-    expr_temperature: float = 1.0 # softening of the KL variant
+    expr_temperature: float = bounded(1.0, 1e-3) # softening of the KL variant
     pixel_loss: str = "l2"        # "l2" (poster) or "l1"
     adv_loss: str = "lsgan"       # "lsgan" (default) or "hinge"
 
     def __post_init__(self):
         for name, v, ok in (("expr_loss", self.expr_loss, EXPR_KINDS), ("pixel_loss", self.pixel_loss, PIXEL_KINDS), ("adv_loss", self.adv_loss, ADV_KINDS)):
             if v not in ok: raise DeoccError(f"unknown {name} {v!r}; choose from {ok}")
-        for k in ("lambda_expr", "lambda_pixel", "lambda_adv", "lambda_mask", "hole_weight", "valid_weight", "mask_dice"):
-            if getattr(self, k) < 0: raise DeoccError(f"{k} must be >= 0, got {getattr(self, k)}")
+        check_fields(self)
 
 LOSS_PRESETS: dict[str, LossConfig] = {
     "full": LossConfig(),                      # poster's model C: L_expr + L_pixel + L_adv (+ L_mask)

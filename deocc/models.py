@@ -21,11 +21,13 @@ import deocc
 from .core import DeoccError, EXPRESSIONS, atomic_dir, atomic_write_json, resolve_device
 
 # %% auto #0
-__all__ = ['MODEL_TYPES', 'CONFIG_NAME', 'WEIGHTS_NAME', 'IMAGENET_MEAN', 'IMAGENET_STD', 'FER_PRESETS', 'MODES', 'DEOCC_PRESETS',
-           'config_from_dict', 'config_to_dict', 'state_to_bytes', 'read_checkpoint_config', 'read_weights',
-           'PretrainedMixin', 'load_state_strict', 'load_model', 'n_params', 'FERConfig', 'FER', 'create_fer',
-           'UNetConfig', 'UNet', 'DeoccConfig', 'Restoration', 'dilate', 'composite', 'Deoccluder', 'create_deoccluder',
-           'DiscConfig', 'PatchDiscriminator', 'create_discriminator', 'threads', 'restore_latency']
+__all__ = ['MODEL_TYPES', 'CONFIG_NAME', 'WEIGHTS_NAME', 'LATER_TYPES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'FER_PRESETS', 'MODES',
+           'DEOCC_PRESETS', 'ARCHITECTURES', 'ROLES', 'config_from_dict', 'config_to_dict', 'register_model',
+           'state_to_bytes', 'read_checkpoint_config', 'read_weights', 'PretrainedMixin', 'load_state_strict',
+           'load_model', 'n_params', 'FERConfig', 'FER', 'create_fer', 'UNetConfig', 'UNet', 'DeoccConfig',
+           'Restoration', 'dilate', 'composite', 'Deoccluder', 'create_deoccluder', 'DiscConfig', 'PatchDiscriminator',
+           'create_discriminator', 'model_names', 'checkpoint_folder', 'check_role', 'create_model', 'threads',
+           'restore_latency']
 
 # %% ../nbs/04_models.ipynb #1598ae78
 def config_from_dict(cls, d: dict, where: str = "config"):
@@ -48,10 +50,11 @@ def config_to_dict(cfg) -> dict:
     return json.loads(json.dumps(asdict(cfg)))
 
 # %% ../nbs/04_models.ipynb #bd623afa
-MODEL_TYPES: dict[str, type] = {}   # checkpoint `type` → model class (filled by `_register`)
+MODEL_TYPES: dict[str, type] = {}   # checkpoint `type` → model class (filled by `register_model`)
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 
-def _register(name: str):
+def register_model(name: str):
+    "Class decorator: checkpoints of `type` `name` load as this class (`load_model`, `create_model`)."
     def deco(cls): cls._type = name; MODEL_TYPES[name] = cls; return cls
     return deco
 
@@ -99,17 +102,19 @@ class PretrainedMixin:
             for k, v in (files or {}).items(): (tmp / k).write_bytes(v)
         return Path(path)
 
+    _role: str = "model"      # what the model is for (`create_model(..., role=)` checks it): fer, deoccluder, discriminator
+
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu"):
-        "Rebuild the model from a checkpoint folder (config, then weights, strictly); eval mode on `device`."
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu", pretrained: bool = True, **overrides):
+        "Rebuild the model from a checkpoint folder (config with `overrides`, then the weights strictly, unless not `pretrained`); eval mode on `device`."
         meta = read_checkpoint_config(path)
         if meta["type"] != cls._type:
             raise DeoccError(f"{path}: is a {meta['type']!r} checkpoint, not {cls._type!r}; pass the right folder (or use load_model)")
         if meta.get("format", 1) != cls._format:
             raise DeoccError(f"{path}: a format-{meta.get('format', 1)} {cls._type} checkpoint from deocc {meta.get('deocc_version', '?')}; "
                              f"this deocc reads format {cls._format} (another architecture): retrain it (deocc train) or refresh the bundled ones (deocc reproduce --bundle)")
-        model = cls(config_from_dict(cls.config_cls, meta["config"], f"{path}/{CONFIG_NAME}"))
-        load_state_strict(model, read_weights(path), str(path))
+        model = cls(_preset({}, config_from_dict(cls.config_cls, meta["config"], f"{path}/{CONFIG_NAME}"), cls._type, overrides))
+        if pretrained: load_state_strict(model, read_weights(path), str(path))
         return model.to(resolve_device(device)).eval()
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], where: str = "checkpoint") -> None:
@@ -124,12 +129,15 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], where: s
         raise DeoccError(f"{where}: weights do not match the config ({'; '.join(p for p in parts if p)}); the files come from different models — re-save the checkpoint")
     model.load_state_dict(state, strict=True)
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    "Load any deocc checkpoint folder, dispatching on `type` in its config.json."
+LATER_TYPES = {"teacher": "deocc.teachers"}   # checkpoint types whose class a later module registers: imported on first use
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", pretrained: bool = True, **overrides) -> nn.Module:
+    "Load a deocc checkpoint folder, dispatching on `type` in its config.json (`create_model` is the public way)."
     meta = read_checkpoint_config(path)
+    if meta["type"] in LATER_TYPES: import importlib; importlib.import_module(LATER_TYPES[meta["type"]])
     if meta["type"] not in MODEL_TYPES:
         raise DeoccError(f"{path}: unknown model type {meta['type']!r}; known: {sorted(MODEL_TYPES)}")
-    return MODEL_TYPES[meta["type"]].from_pretrained(path, device)
+    return MODEL_TYPES[meta["type"]].from_pretrained(path, device, pretrained, **overrides)
 
 def n_params(model: nn.Module, trainable: bool = False) -> int:
     "Number of (trainable) parameters."
@@ -158,10 +166,11 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-2:] == (size, size): return x
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size)
 
-@_register("fer")
+@register_model("fer")
 class FER(PretrainedMixin, nn.Module):
     "Expression classifier: (B, 3, H, W) float in [0, 1], any size → logits (B, n_classes)."
     config_cls = FERConfig
+    _role = "fer"
     def __init__(self, config: FERConfig):
         super().__init__()
         self.config = config
@@ -308,10 +317,11 @@ def composite(fill: torch.Tensor, images: torch.Tensor,  # (B, 3, H, W)
     return torch.where(mask.bool(), fill, images)
 
 # %% ../nbs/04_models.ipynb #e14ccfb0
-@_register("deoccluder")
+@register_model("deoccluder")
 class Deoccluder(PretrainedMixin, nn.Module):
     "Find, then fill: occluded (B, 3, H, W) [+ mask (B, 1, H, W)] → `Restoration`."
     config_cls, _format = DeoccConfig, 2
+    _role = "deoccluder"
     def __init__(self, config: DeoccConfig):
         super().__init__()
         if config.mode not in MODES: raise DeoccError(f"unknown de-occluder mode {config.mode!r}; choose from {MODES}")
@@ -383,10 +393,11 @@ class DiscConfig:
     in_channels: int = 3
     space_to_depth: int = 2   # pixel-unshuffle factor of the input (1: none)
 
-@_register("discriminator")
+@register_model("discriminator")
 class PatchDiscriminator(PretrainedMixin, nn.Module):
     "(B, C, H, W) in [0, 1] → patch logits (B, 1, h, w)."
     config_cls, _format = DiscConfig, 2
+    _role = "discriminator"
     def __init__(self, config: DiscConfig = DiscConfig()):
         super().__init__()
         self.config = config
@@ -406,6 +417,56 @@ class PatchDiscriminator(PretrainedMixin, nn.Module):
 def create_discriminator(cfg: DiscConfig | None = None, **overrides) -> PatchDiscriminator:
     "Create a PatchGAN discriminator from a `DiscConfig` (default: 16 channels, 2 layers, spectral norm, folded 2×)."
     return PatchDiscriminator(replace(cfg or DiscConfig(), **overrides))
+
+# %% ../nbs/04_models.ipynb #5ce35a63
+ARCHITECTURES = {"fer": (create_fer, FER_PRESETS), "deoccluder": (create_deoccluder, DEOCC_PRESETS),
+                 "discriminator": (create_discriminator, {})}   # untrained models by name: architecture[-preset]
+ROLES = {"fer": "an expression classifier (a FER or a teacher)", "deoccluder": "a de-occluder",
+         "discriminator": "a discriminator"}
+
+def model_names() -> list[str]:
+    "Every name `create_model` accepts besides folders: architectures, their presets, bundled checkpoints and teachers."
+    from deocc.core import bundled_names
+    return [*ARCHITECTURES, *(f"{a}-{p}" for a, (_, ps) in ARCHITECTURES.items() for p in ps), *bundled_names()]
+
+def _architecture(name: str, pretrained: bool | None, overrides: dict) -> nn.Module | None:
+    "An untrained model if `name` is `architecture` or `architecture-preset`; None otherwise."
+    arch, _, preset = name.partition("-")
+    if arch not in ARCHITECTURES or (preset and preset not in ARCHITECTURES[arch][1]): return None
+    if pretrained: raise DeoccError(f"{name}: an architecture has no pretrained weights; pass a checkpoint folder or a bundled name "
+                                    f"(e.g. synthface-full), or pretrained=False")
+    make, _ = ARCHITECTURES[arch]
+    return make(preset, **overrides) if preset else make(**overrides)
+
+def checkpoint_folder(name_or_dir: str | Path) -> Path | None:
+    "The folder holding the checkpoint `name_or_dir`: itself, a run folder's `best/`, or a bundled name; None if none."
+    from deocc.core import checkpoint_path
+    p = checkpoint_path(name_or_dir)
+    if (p / CONFIG_NAME).exists(): return p
+    if (p / "best" / CONFIG_NAME).exists(): return p / "best"
+    return None
+
+def check_role(model: nn.Module, role: str | None, what: str = "model") -> nn.Module:
+    "`model` if it serves `role` (see `ROLES`); else a one-line `DeoccError` naming `what`."
+    if role is None or getattr(model, "_role", None) == role: return model
+    if role not in ROLES: raise DeoccError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
+    raise DeoccError(f"{what}: is a {type(model).__name__}, but needs {ROLES[role]}")
+
+def create_model(name_or_dir: str | Path,           # architecture[-preset], bundled or teacher name, checkpoint or run folder
+                 pretrained: bool | None = None,    # load the weights (default: where the name has them)
+                 role: str | None = None,           # check the model is a "fer" or a "deoccluder" (see ROLES)
+                 device: str | torch.device = "cpu",
+                 what: str | None = None,           # how error messages name the model, e.g. "--fer runs/x"
+                 **overrides) -> nn.Module:         # config fields to change, e.g. mode="guided"
+    "Every deocc model by name or folder: the one public way to create or load one (eval mode when loaded)."
+    what = what or str(name_or_dir)
+    model = _architecture(str(name_or_dir), pretrained, overrides)
+    if model is None:
+        folder = checkpoint_folder(name_or_dir)
+        if folder is None:
+            raise DeoccError(f"{what}: neither a checkpoint folder nor a model name; names: {', '.join(model_names())}")
+        model = load_model(folder, device, pretrained is not False, **overrides)
+    return check_role(model.to(resolve_device(device)), role, what)
 
 # %% ../nbs/04_models.ipynb #e52100d5
 def _sync(dev: torch.device):

@@ -4,27 +4,29 @@
 
 # %% ../nbs/02_occlude.ipynb #e6cb8f7b
 from __future__ import annotations
-import csv, functools, io, json, math, time
-from dataclasses import dataclass, field, asdict, replace
+import argparse, csv, functools, io, json, math, time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from kornia.augmentation import IntensityAugmentationBase2D
+from kornia.augmentation import IntensityAugmentationBase2D, RandomErasing
+from PIL import Image
 
 import deocc
 
+from .synth import random_faces
 from .core import (DeoccError, FaceSet, LANDMARK_NAMES, CANONICAL_LANDMARKS, canonical_landmarks, make_generator, resolve_device,
                         to_uint8, image_grid, save_image, atomic_dir, atomic_write_text, check_output_dir, command,
-                        save_faceset, load_imagefolder)
+                        add_options, check_range, check_size, save_faceset, load_imagefolder)
 
 # %% auto #0
-__all__ = ['FIELD_KINDS', 'OCCLUDER_KINDS', 'HELDOUT_KINDS', 'ALL_KINDS', 'FILLS', 'ART_DIR', 'ART_PLACES', 'OcclusionConfig',
-           'face_region', 'Occlusion', 'OccluderArt', 'load_occluder_art', 'art_split', 'sample_params', 'occlude',
-           'occlusion_sheet', 'RandomOcclusion', 'occlusion_protocol', 'occlusion_speed', 'randomerasing_speed',
-           'occlusion_benchmark', 'occlude_cmd']
+__all__ = ['FIELD_KINDS', 'OCCLUDER_KINDS', 'HELDOUT_KINDS', 'ALL_KINDS', 'FILLS', 'ART_DIR', 'ART_PLACES', 'COVERAGE_RANGE',
+           'OcclusionConfig', 'face_region', 'Occlusion', 'OccluderArt', 'load_occluder_art', 'art_split',
+           'parse_coverage', 'sample_occlusions', 'occlude', 'occlusion_sheet', 'RandomOcclusion', 'occlusion_protocol',
+           'occlusion_speed', 'randomerasing_speed', 'occlusion_benchmark', 'occlude_cmd']
 
 # %% ../nbs/02_occlude.ipynb #e2b00fdc
 FIELD_KINDS: tuple[str, ...] = ("block", "stroke", "sunglasses", "face_mask", "hand", "scarf", "hair", "object")
@@ -275,8 +277,7 @@ _BIG = 1e4
 @dataclass
 class _Ctx:
     "What a kind's shape function sees: a subset of the batch at field resolution."
-    U: torch.Tensor; V: torch.Tensor     # (n, h, w) face coordinates of the field grid
-    xy: _XY                              # the same, separable (cheap linear maps: `c.xy.lin`, `c.xy.rot`)
+    xy: _XY                              # face coordinates of the field grid, separable (`c.xy.lin`, `c.xy.rot`, ...)
     fr: _Frame; el: _Ellipse             # face frame and face ellipse of the subset
     R: _Rand                             # per-sample random numbers
     s: torch.Tensor                      # (n,) size factor sqrt(target / size_ref)
@@ -285,6 +286,14 @@ class _Ctx:
     cfg: OcclusionConfig
     @property
     def n(self): return len(self.s)
+    @functools.cached_property
+    def UV(self) -> tuple[torch.Tensor, torch.Tensor]: return self.xy.full()   # built only for the kinds that use it
+    @property
+    def U(self) -> torch.Tensor: return self.UV[0]   # (n, h, w) face coordinate along the eye line
+    @property
+    def V(self) -> torch.Tensor: return self.UV[1]   # (n, h, w) face coordinate down the face
+    @property
+    def hw(self) -> tuple[int, int]: return self.xy.py.shape[-2], self.xy.px.shape[-1]
 
 def _ell(p, q, a, b):
     "Approximate signed distance to an ellipse with semi-axes `a, b`."
@@ -485,7 +494,7 @@ def _pattern(c: _Ctx, look: dict) -> torch.Tensor:
     wt = torch.tensor([1.0, 1, 1, 0.5, 0.5, 0.5], device=dev).view(6, 1, 1)     # weights of the two scales
     def stripes(xy, a, per, ph):
         return xy.sin(torch.cos(a) * (2 * math.pi) / per, torch.sin(a) * (2 * math.pi) / per, ph).mul_(0.75).add_(0.5).clamp_(0, 1)
-    t = torch.zeros_like(c.U)
+    t = torch.zeros(c.n, *c.hw, device=dev)
     present = torch.bincount(fill, minlength=len(FILLS)).tolist()
     for code in (1, 2, 3, 4):                  # each fill only on the samples that use it
         if present[code] == 0: continue
@@ -521,7 +530,7 @@ def _shifted(images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.
     cols = (torch.arange(W, device=dev)[None] + dx[:, None]) % W
     return images[torch.arange(n, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
-# %% ../nbs/02_occlude.ipynb #0b255493
+# %% ../nbs/02_occlude.ipynb #48b15cd4
 class Occlusion(NamedTuple):
     "Result of `occlude`."
     image: torch.Tensor     # (B, 3, H, W) occluded image, same dtype and device as the input
@@ -530,6 +539,106 @@ class Occlusion(NamedTuple):
     kind: list[str]         # occluder kind per sample
     sprite: list[str] | None = None  # object-art sprite file per sample ('' for drawn kinds)
 
+def _render_setup(images: torch.Tensor | None, params: dict, landmarks: torch.Tensor | None, shape, device):
+    "What both renderers start from: sizes, device, per-sample `seed, kind, target` and landmarks (canonical if None)."
+    B, H, W = (images.shape[0], *images.shape[2:]) if images is not None else shape
+    dev = images.device if images is not None else torch.device(device or "cpu")
+    seed, kind, target = (params[k].to(dev) for k in ("seed", "kind", "target"))
+    lm = (CANONICAL_LANDMARKS.to(dev) * torch.tensor([W, H], device=dev, dtype=torch.float)).expand(B, -1, -1) if landmarks is None else landmarks
+    return B, H, W, dev, seed, kind, target, lm
+
+def _field_scale(H: int, W: int, cfg: OcclusionConfig) -> int:
+    "The factor `f` between the image and the coarse grid the shape fields are drawn on (1: full resolution)."
+    f = cfg.field_scale
+    return f if min(H, W) >= cfg.field_scale_min_size and H % f == 0 and W % f == 0 else 1
+
+# %% ../nbs/02_occlude.ipynb #015f35d6
+class _Drawn(NamedTuple):
+    "The drawn-kind samples of a batch, sorted by kind (each kind one slice), with what their shapes need per sample."
+    order: torch.Tensor       # (n,) their indices in the batch
+    counts: list[int]         # samples per FIELD_KINDS entry
+    fr: _Frame; el: _Ellipse  # face frames and face ellipses
+    target: torch.Tensor      # (n,) target coverage
+    seed: torch.Tensor        # (n,) per-sample seeds
+    s: torch.Tensor           # (n,) size factor sqrt(target / size_ref)
+    skin: torch.Tensor        # (n, 3) the face's own skin colour (zeros without images)
+
+def _sort_drawn(images: torch.Tensor | None, kind, target, seed, lm: torch.Tensor, cfg: OcclusionConfig) -> _Drawn:
+    "The drawn-kind samples of the batch, sorted by kind (per-sample values are computed on the whole batch, then cut)."
+    order = torch.argsort(kind, stable=True); kind_s = kind[order]
+    counts = torch.bincount(kind_s, minlength=len(ALL_KINDS)).tolist()[:len(FIELD_KINDS)]
+    fr, tg, dev = _frame(lm[order]), target[order], kind.device
+    s = (tg / torch.tensor(cfg.size_ref, device=dev)[kind_s.clamp(max=len(FIELD_KINDS) - 1)]).sqrt()
+    skin = _skin(images, lm)[order] if images is not None else torch.zeros(len(kind), 3, device=dev)
+    n = slice(0, sum(counts))
+    return _Drawn(order[n], counts, fr.sub(n), _face_ellipse(fr, cfg).sub(n), tg[n], seed[order][n], s[n], skin[n])
+
+# %% ../nbs/02_occlude.ipynb #279844b4
+class _Look(NamedTuple):
+    "Appearance of the drawn samples on the coarse grid."
+    t: torch.Tensor; shade: torch.Tensor    # (n, h, w): fill pattern in [0, 1] (colour 1 → colour 2), kind shading
+    c1: torch.Tensor; c2: torch.Tensor      # (n, 3) the two colours of the fill
+    fill: torch.Tensor; light: torch.Tensor # (n,) fill code (index into FILLS), direction of the light
+
+def _draw_kinds(d: _Drawn, xy: _XY, field: torch.Tensor, cfg: OcclusionConfig, appearance: bool = True) -> _Look | None:
+    "Run each kind's shape function on its slice: fields in pixels into `field (n, h, w)`, and the `_Look` if `appearance`."
+    n, h, w = field.shape; dev = field.device
+    R = _Rand(d.seed)
+    z = lambda *s, **kw: torch.zeros(n, *s, device=dev, **kw)
+    look = _Look(z(h, w), torch.ones(n, h, w, device=dev), z(3), z(3), z(dtype=torch.long), z()) if appearance else None
+    start = 0
+    for k, name in enumerate(FIELD_KINDS):
+        sl = slice(start, start + d.counts[k]); start += d.counts[k]
+        if d.counts[k] == 0: continue
+        ctx = _Ctx(_XY(*(p[sl] for p in xy)), d.fr.sub(sl), d.el.sub(sl), R.rows(sl), d.s[sl], d.target[sl], d.skin[sl], cfg)
+        dist, lk = _KINDS[name](ctx)
+        torch.mul(dist, _b(d.fr.e[sl]), out=field[sl])
+        if not appearance: continue
+        look.t[sl] = _pattern(ctx, lk)
+        if "shade" in lk: look.shade[sl] = lk["shade"]
+        look.c1[sl], look.c2[sl], look.fill[sl], look.light[sl] = lk["c1"], lk["c2"], lk["fill"], lk["light"]
+    return look
+
+# %% ../nbs/02_occlude.ipynb #c36ac513
+def _face_cells(xy: _XY, el: _Ellipse) -> torch.Tensor:
+    "The face ellipse on the coarse grid, `(n, h, w)` float 0/1."
+    return _le(xy.lin(1 / el.a, 0.0, -el.cu / el.a) ** 2 + xy.lin(0.0, 1 / el.b, -el.cv / el.b) ** 2, 1)
+
+def _coverage_level(field: torch.Tensor, face: torch.Tensor, target: torch.Tensor, steps: int) -> torch.Tensor:
+    "The level `L (n,)` at which `{field <= L}` covers `target (n,)` of the face cells `face (n, h, w)`, by bisection."
+    anyf = face.amax(0)
+    rows, cols = (anyf.amax(1) > 0).nonzero()[:, 0], (anyf.amax(0) > 0).nonzero()[:, 0]
+    if len(rows) == 0: rows = cols = torch.zeros(1, dtype=torch.long, device=field.device)
+    crop = (slice(None), slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+    fcrop, fld = face[crop].reshape(len(face), -1), field[crop].reshape(len(face), -1)
+    away = (1 - fcrop) * 1e30                                      # pushes cells outside the face out of the count
+    Fz, nface = fld + away, fcrop.sum(1)
+    need = (target * nface).round()
+    lo = torch.where(nface > 0, Fz.amin(1), 0.0) - 1
+    hi = torch.where(nface > 0, (fld - away).amax(1), 0.0) + 1
+    buf = torch.empty_like(Fz)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        ok = torch.le(Fz, mid[:, None], out=buf).sum(1) >= need
+        hi, lo = torch.where(ok, mid, hi), torch.where(ok, lo, mid)
+    return hi
+
+# %% ../nbs/02_occlude.ipynb #e24f80dc
+def _coarse_colour(look: _Look, xy: _XY, d: _Drawn, field: torch.Tensor, L: torch.Tensor, rim: torch.Tensor,
+                   cfg: OcclusionConfig, patches: bool) -> torch.Tensor:
+    "Colour of the drawn samples on the coarse grid, `(3, n, h, w)` in [0, 1] (`patches`: patch fills are white)."
+    cl, sn, el, shade = torch.cos(look.light), torch.sin(look.light), d.el, look.shade
+    # directional light 1 + light * tanh(z) = 1 - light + 2 light * sigmoid(2 z)
+    shade *= torch.sigmoid(xy.lin(2 * cl, 2 * sn, -2 * (el.cu * cl + el.cv * sn))).mul_(2 * cfg.light).add_(1 - cfg.light)
+    shade *= 1 - _b(rim) * _exp((field - _b(L)).clamp_(max=0) / _b(cfg.rim_width * d.fr.e))
+    c1, c2 = look.c1, look.c2
+    if patches:
+        patch = (look.fill == FILLS.index("patch"))[:, None]
+        c1, c2 = c1.masked_fill(patch, 1.0), c2.masked_fill(patch, 1.0)
+    c1, c2 = c1.t()[:, :, None, None], c2.t()[:, :, None, None]
+    return torch.mul(torch.addcmul(c1, c2 - c1, look.t[None]), shade[None]).clamp_(0, 1)
+
+# %% ../nbs/02_occlude.ipynb #3deac06e
 def _upsample_bands(band: torch.Tensor, f: int) -> torch.Tensor:
     """Bilinear ×`f` (as `F.interpolate(mode="bilinear", align_corners=False)`) of the middle row of each band of three
     replicate-padded coarse rows `(C, N, 3, w+2)` → its `f` pixel rows `(C, N, f, w*f)`: two lerps per axis."""
@@ -544,127 +653,92 @@ def _upsample_bands(band: torch.Tensor, f: int) -> torch.Tensor:
         torch.lerp(vr[..., 1:w + 1], vr[..., 0:w] if dl < 0 else vr[..., 2:w + 2], abs(dl), out=up[..., a])
     return up.view(C, N, f, w * f)
 
-def _render_setup(images: torch.Tensor | None, params: dict, landmarks: torch.Tensor | None, shape, device):
-    "What both renderers start from: sizes, device, per-sample `seed, kind, target` and landmarks (canonical if None)."
-    B, H, W = (images.shape[0], *images.shape[2:]) if images is not None else shape
-    dev = images.device if images is not None else torch.device(device or "cpu")
-    seed, kind, target = (params[k].to(dev) for k in ("seed", "kind", "target"))
-    lm = (CANONICAL_LANDMARKS.to(dev) * torch.tensor([W, H], device=dev, dtype=torch.float)).expand(B, -1, -1) if landmarks is None else landmarks
-    return B, H, W, dev, seed, kind, target, lm
+def _band_rows(grid: torch.Tensor, b: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+    "The three padded rows around row `i` of sample `b` of a replicate-padded grid `(C, n, h+2, w+2)`: `(C, N, 3, w+2)`."
+    C, n, h2, w2 = grid.shape
+    idx = ((b * h2 + i)[:, None] + torch.arange(3, device=grid.device)).view(-1)
+    return grid.view(C, n * h2, w2).index_select(1, idx).view(C, len(b), 3, w2)
 
+def _near_bands(padded: torch.Tensor, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "Bands `(b, i)` (sample, coarse row) of a padded field `(n, h+2, w+2)` with a 3×3 neighbourhood reaching below `L`."
+    rmin = torch.minimum(torch.minimum(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
+    near = torch.minimum(torch.minimum(rmin[..., :-2], rmin[..., 1:-1]), rmin[..., 2:]).amin(2) <= L[:, None]
+    r = near.view(-1).nonzero()[:, 0]
+    return r // near.shape[1], r % near.shape[1]
+
+# %% ../nbs/02_occlude.ipynb #9c31b3ad
+def _band_mask(inside: torch.Tensor, rows: torch.Tensor, B: int, H: int, W: int, dtype) -> torch.Tensor:
+    "The mask `(B, 1, H, W)`: covered pixels of the bands `inside (N, f, W)`, written at `rows` of the `(B*h, f*W)` view."
+    mask = torch.zeros(B, 1, H, W, device=inside.device, dtype=dtype)
+    mask.view(-1, inside[0].numel()).index_copy_(0, rows, inside.view(len(rows), -1).to(dtype))
+    return mask
+
+def _band_coverage(inside: torch.Tensor, b: torch.Tensor, i: torch.Tensor, d: _Drawn, lm: torch.Tensor, canon: bool,
+                   B: int, H: int, W: int, cfg: OcclusionConfig) -> torch.Tensor:
+    "Realised coverage `(B,)`: covered face pixels of each drawn sample's bands over its face pixels (0 for other samples)."
+    ux, uy, vx, vy = _face_terms(lm[:1] if canon else lm, H, W, cfg)
+    if not canon: ux, uy, vx, vy = (t[d.order] for t in (ux, uy, vx, vy))
+    face = _face_test(ux[:, None, :], uy[:, :, None], vx[:, None, :], vy[:, :, None])          # (1 or n, H, W)
+    N, h = len(b), H // inside.shape[1]
+    hits = (inside.view(N, -1) * face.view(-1, inside[0].numel()).index_select(0, i if canon else b * h + i)).sum(1)
+    cov = torch.zeros(len(d.order), device=inside.device).index_add_(0, b, hits) / face.sum((1, 2)).clamp(min=1)
+    return torch.zeros(B, device=inside.device).index_copy_(0, d.order, cov)
+
+# %% ../nbs/02_occlude.ipynb #69bd3304
+def _paste_patches(x: torch.Tensor, rgb: torch.Tensor, bo: torch.Tensor, i: torch.Tensor, patch: torch.Tensor,
+                   draws: list[torch.Tensor]) -> None:
+    "Patch-fill bands (`patch (N,)` bool) of `rgb (3, N, f, W)` ← shifted pixels of another image of `x` × their shading."
+    pm = patch.nonzero()[:, 0]
+    if len(pm) == 0: return
+    (B, _, H, W), f, dev = x.shape, rgb.shape[2], x.device
+    sh1, sh2, sg1, sg2, off = (t[pm] for t in draws)
+    src = (bo[pm] + 1 + (off * (B - 1)).long().clamp(max=B - 2)) % B
+    dy = (sh1 * H).long() * torch.where(sg1 < 0.5, -1, 1)
+    dx = (sh2 * W).long() * torch.where(sg2 < 0.5, -1, 1)
+    py = (i[pm, None] * f + torch.arange(f, device=dev) + dy[:, None]) % H      # (Np, f) source rows
+    px = (torch.arange(W, device=dev) + dx[:, None]) % W                          # (Np, W) source columns
+    spix = (src[:, None, None] * (3 * H) + py[:, :, None]) * W + px[:, None, :]
+    chan = torch.arange(3, device=dev).view(3, 1, 1, 1) * (H * W)
+    srcpix = x.view(-1).index_select(0, (spix[None] + chan).view(-1)).view(3, *spix.shape)
+    rgb[:, pm] = (srcpix.float() * rgb[:, pm]).clamp_(0, 1)
+
+def _composite(x: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor, bo: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+    "A copy of `x (B, 3, H, W)` whose band rows (sample `bo`, coarse row `i`) are lerped to `rgb (3, N, f, W)` by `alpha (N, f, W)`."
+    B, _, H, W = x.shape; N, f = alpha.shape[:2]; h = H // f
+    out = x.clone()
+    rows = (((bo * 3)[None] + torch.arange(3, device=x.device)[:, None]) * h + i).view(-1)   # in the (B*3*h, f*W) view
+    view = out.view(B * 3 * h, f * W)
+    cur = view.index_select(0, rows).view(3, N, -1)
+    view.index_copy_(0, rows, torch.lerp(cur, rgb.reshape(3, N, -1).to(x.dtype), alpha.view(1, N, -1)).view(3 * N, -1))
+    return out
+
+# %% ../nbs/02_occlude.ipynb #8c941625
 def _render_fields(images: torch.Tensor | None, params: dict, landmarks: torch.Tensor | None, cfg: OcclusionConfig,
                    shape: tuple[int, int, int] | None = None, device=None) -> Occlusion:
     "Draw the shape-field occluders of `params` on `images` (or, with `images=None`, only compute masks for `shape`)."
     B, H, W, dev, seed, kind, target, lm = _render_setup(images, params, landmarks, shape, device)
-    canon = landmarks is None
-    f = cfg.field_scale if (min(H, W) >= cfg.field_scale_min_size and H % cfg.field_scale == 0 and W % cfg.field_scale == 0) else 1
-    h, w = H // f, W // f
-    # 1. shapes and colours on the coarse grid, kind by kind (the batch is sorted by kind so that each kind is one slice)
-    order = torch.argsort(kind, stable=True); kind_s = kind[order]
-    counts = torch.bincount(kind_s, minlength=len(ALL_KINDS)).tolist()
-    fr, tg, seed_s = _frame(lm[order]), target[order], seed[order]
-    el = _face_ellipse(fr, cfg)
-    s = (tg / torch.tensor(cfg.size_ref, device=dev)[kind_s.clamp(max=len(FIELD_KINDS) - 1)]).sqrt()   # unused for object art
-    skin = _skin(images, lm)[order] if images is not None else torch.zeros(B, 3, device=dev)
-    stack = torch.empty(1 if images is None else 4, B, h, w, device=dev)     # field (pixels), then colour r, g, b
-    field = stack[0]
-    xy_all, R_all = _grid_xy(fr, h, w, H, W), _Rand(seed_s)
-    face_lo = _le(xy_all.lin(1 / el.a, 0.0, -el.cu / el.a) ** 2 + xy_all.lin(0.0, 1 / el.b, -el.cv / el.b) ** 2, 1)  # float
-    if images is not None:
-        t, shade = torch.zeros(B, h, w, device=dev), torch.ones(B, h, w, device=dev)
-        c1, c2, light = torch.zeros(B, 3, device=dev), torch.zeros(B, 3, device=dev), torch.zeros(B, device=dev)
-        fill = torch.zeros(B, dtype=torch.long, device=dev)
-    start = 0
-    for k, name in enumerate(FIELD_KINDS):
-        sl = slice(start, start + counts[k]); start += counts[k]
-        if counts[k] == 0: continue
-        xy = _XY(*(p[sl] for p in xy_all)); U, V = xy.full()
-        ctx = _Ctx(U, V, xy, fr.sub(sl), el.sub(sl), R_all.rows(sl), s[sl], tg[sl], skin[sl], cfg)
-        d, look = _KINDS[name](ctx)
-        torch.mul(d, _b(fr.e[sl]), out=field[sl])
-        if images is None: continue
-        t[sl] = _pattern(ctx, look)
-        if "shade" in look: shade[sl] = look["shade"]
-        c1[sl], c2[sl], fill[sl], light[sl] = look["c1"], look["c2"], look["fill"], look["light"]
-    field[start:] = _BIG                                      # object-art samples (sorted last): no shape here
-    # 2. coverage search: the level L at which {field <= L} covers the target share of the face (bisection), on the
-    #    rows and columns that hold any face cell
-    anyf = face_lo.amax(0)
-    rows, cols = (anyf.amax(1) > 0).nonzero()[:, 0], (anyf.amax(0) > 0).nonzero()[:, 0]
-    if len(rows) == 0: rows = cols = torch.zeros(1, dtype=torch.long, device=dev)
-    crop = (slice(None), slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
-    fcrop, fld = face_lo[crop].reshape(B, -1), field[crop].reshape(B, -1)
-    away = (1 - fcrop) * 1e30                                      # pushes cells outside the face out of the count
-    Fz, nface = fld + away, fcrop.sum(1)
-    need = (tg * nface).round()
-    lo = torch.where(nface > 0, Fz.amin(1), 0.0) - 1
-    hi = torch.where(nface > 0, (fld - away).amax(1), 0.0) + 1
-    buf = torch.empty_like(Fz)
-    for _ in range(cfg.search_steps):
-        mid = (lo + hi) / 2
-        ok = torch.le(Fz, mid[:, None], out=buf).sum(1) >= need
-        hi, lo = torch.where(ok, mid, hi), torch.where(ok, lo, mid)
-    L = hi.masked_fill(kind_s >= len(FIELD_KINDS), -_BIG)       # ... and nothing covered: `_render_art` pastes them
-    G = _Rand(seed_s ^ 0x5EED)                                    # per-sample edge and patch parameters
-    soft, rim, sh1, sh2, sg1, sg2, off = (G.u(*r) for r in (cfg.softness, cfg.rim, cfg.patch_shift, cfg.patch_shift, (0, 1), (0, 1), (0, 1)))
-    # 3. colour on the coarse grid: pattern → colour, kind shading × directional light × rim darkening near the edge
-    if images is not None:
-        cl, sn = torch.cos(light), torch.sin(light)
-        # directional light 1 + light * tanh(z) = 1 - light + 2 light * sigmoid(2 z)
-        shade *= torch.sigmoid(xy_all.lin(2 * cl, 2 * sn, -2 * (el.cu * cl + el.cv * sn))).mul_(2 * cfg.light).add_(1 - cfg.light)
-        shade *= 1 - _b(rim) * _exp((field - _b(L)).clamp_(max=0) / _b(cfg.rim_width * fr.e))
-        if B > 1:   # patch fills keep only the shading here (white × shade): it multiplies the copied pixels
-            patch = (fill == FILLS.index("patch"))[:, None]
-            c1, c2 = c1.masked_fill(patch, 1.0), c2.masked_fill(patch, 1.0)
-        c1, c2 = c1.t()[:, :, None, None], c2.t()[:, :, None, None]
-        torch.mul(torch.addcmul(c1, c2 - c1, t[None]), shade[None], out=stack[1:]).clamp_(0, 1)
-    # 4. full resolution, only on the rows of cells that hold a cell whose 3×3 neighbourhood reaches below L: gather
-    #    three padded coarse rows per band, upsample them bilinearly (two lerps per axis), composite, write the f pixel
-    #    rows back. Every gather and scatter moves whole rows, so it runs at memory speed.
-    C = stack.shape[0]
-    padded = F.pad(stack, (1, 1, 1, 1), mode="replicate")                                    # (C, B, h+2, w+2)
-    pf = padded[0]
-    rmin = torch.minimum(torch.minimum(pf[:, :-2], pf[:, 1:-1]), pf[:, 2:])
-    near = torch.minimum(torch.minimum(rmin[..., :-2], rmin[..., 1:-1]), rmin[..., 2:]).amin(2) <= _b(L)[:, :, 0]
-    r = near.view(-1).nonzero()[:, 0]                                  # bands (sorted sample b, coarse row i)
-    b, i = r // h, r % h
-    N, bo = len(r), order[b]                                           # bo: original sample index
-    band = padded.view(C, B * (h + 2), w + 2).index_select(1, ((b * (h + 2) + i)[:, None] + torch.arange(3, device=dev)).view(-1))
-    up = _upsample_bands(band.view(C, N, 3, w + 2), f)                 # (C, N, f, W): pixel rows i*f .. i*f+f-1 of sample b
-    d, Lb = up[0], L[b].view(-1, 1, 1)
-    inside = _le(d, Lb)                                                # float 0/1
-    mask = torch.zeros(B, 1, H, W, device=dev, dtype=images.dtype if images is not None else torch.float)
-    mrow = bo * h + i                                                  # the band's row in (B*h, f*W) views
-    mask.view(B * h, f * W).index_copy_(0, mrow, inside.view(N, -1).to(mask.dtype))
-    # coverage on the face region (the same arithmetic as `face_region`)
-    ux, uy, vx, vy = _face_terms(lm[:1] if canon else lm, H, W, cfg)
-    face = _face_test(ux[:, None, :], uy[:, :, None], vx[:, None, :], vy[:, :, None])          # (1 or B, H, W)
-    hits = (inside.view(N, -1) * face.view(-1, f * W).index_select(0, i if canon else mrow)).sum(1)
-    cov = torch.zeros(B, device=dev).index_add_(0, bo, hits) / face.sum((1, 2)).clamp(min=1)
+    f = _field_scale(H, W, cfg); h, w = H // f, W // f
+    d = _sort_drawn(images, kind, target, seed, lm, cfg)
+    xy, field = _grid_xy(d.fr, h, w, H, W), torch.empty(len(d.order), h, w, device=dev)
+    look = _draw_kinds(d, xy, field, cfg, appearance=images is not None)
+    L = _coverage_level(field, _face_cells(xy, d.el), d.target, cfg.search_steps)
+    G = _Rand(d.seed ^ 0x5EED)                                    # per-sample edge and patch parameters
+    soft, rim, *draws = (G.u(*r) for r in (cfg.softness, cfg.rim, cfg.patch_shift, cfg.patch_shift, (0, 1), (0, 1), (0, 1)))
+    padded = F.pad(field[None], (1, 1, 1, 1), mode="replicate")
+    b, i = _near_bands(padded[0], L)
+    dist = _upsample_bands(_band_rows(padded, b, i), f)[0]       # (N, f, W) field on the bands' pixel rows
+    inside = _le(dist, L[b].view(-1, 1, 1))                       # float 0/1
+    mask = _band_mask(inside, d.order[b] * h + i, B, H, W, images.dtype if images is not None else torch.float)
+    cov = _band_coverage(inside, b, i, d, lm, landmarks is None, B, H, W, cfg)
     names, none = [ALL_KINDS[k] for k in kind.tolist()], [""] * B
     if images is None: return Occlusion(None, mask, cov, names, none)
-    x = images.contiguous()
-    rgb = up[1:]                                                       # (3, N, f, W)
-    patch = fill[b] == FILLS.index("patch")
-    if B > 1 and bool(patch.any()):
-        pm = patch.nonzero()[:, 0]; pb = b[pm]
-        src = (order[pb] + 1 + (off[pb] * (B - 1)).long().clamp(max=B - 2)) % B
-        dy = (sh1[pb] * H).long() * torch.where(sg1[pb] < 0.5, -1, 1)
-        dx = (sh2[pb] * W).long() * torch.where(sg2[pb] < 0.5, -1, 1)
-        ar = torch.arange(f, device=dev)
-        py = (i[pm, None] * f + ar + dy[:, None]) % H                  # (Np, f) source rows
-        px = (torch.arange(W, device=dev) + dx[:, None]) % W           # (Np, W) source columns
-        spix = (src[:, None, None] * (3 * H) + py[:, :, None]) * W + px[:, None, :]
-        chan = torch.arange(3, device=dev).view(3, 1, 1, 1) * (H * W)
-        srcpix = x.view(-1).index_select(0, (spix[None] + chan).view(-1)).view(3, *spix.shape)
-        rgb[:, pm] = (srcpix.float() * rgb[:, pm]).clamp_(0, 1)
-    alpha = (((Lb - d) / soft[b].view(-1, 1, 1) + cfg.alpha_min).clamp_(max=1) * inside).to(x.dtype)
-    out = x.clone()
-    rows = ((bo * 3)[None] + torch.arange(3, device=dev)[:, None]) * h + i     # (3, N) in the (B*3*h, f*W) view
-    view = out.view(B * 3 * h, f * W)
-    cur = view.index_select(0, rows.view(-1)).view(3, N, -1)
-    view.index_copy_(0, rows.view(-1), torch.lerp(cur, rgb.reshape(3, N, -1).to(x.dtype), alpha.view(1, N, -1)).view(3 * N, -1))
-    return Occlusion(out, mask, cov, names, none)
+    keep = inside.view(len(b), -1).amax(1).nonzero()[:, 0]        # colour only the bands with a covered pixel
+    if len(keep) < len(b): b, i, dist, inside = b[keep], i[keep], dist[keep], inside[keep]
+    colour = F.pad(_coarse_colour(look, xy, d, field, L, rim, cfg, patches=B > 1), (1, 1, 1, 1), mode="replicate")
+    rgb, x = _upsample_bands(_band_rows(colour, b, i), f), images.contiguous()
+    if B > 1: _paste_patches(x, rgb, d.order[b], i, look.fill[b] == FILLS.index("patch"), [t[b] for t in draws])
+    alpha = (((L[b].view(-1, 1, 1) - dist) / soft[b].view(-1, 1, 1) + cfg.alpha_min).clamp_(max=1) * inside).to(x.dtype)
+    return Occlusion(_composite(x, rgb, alpha, d.order[b], i), mask, cov, names, none)
 
 # %% ../nbs/02_occlude.ipynb #a7e1c002
 ART_DIR = Path(deocc.__file__).parent / "assets" / "occluders"   # shipped as package data (see its ATTRIBUTION.md)
@@ -685,7 +759,6 @@ class OccluderArt(NamedTuple):
 
 def _read_sprites(folder: Path) -> tuple[list[dict], torch.Tensor]:
     "Manifest entries and their sprites `(K, 4, S, S)` straight alpha, float in [0, 1]."
-    from PIL import Image
     man = folder / "manifest.json"
     if not man.is_file(): raise DeoccError(f"{man} not found: reinstall deocc, or rebuild the art with scripts/curate_occluder_art.py")
     entries = json.loads(man.read_text())["sprites"]
@@ -867,23 +940,38 @@ def _kinds_probs(kind, probs, cfg: OcclusionConfig) -> torch.Tensor:
         raise DeoccError(f"kind probabilities must be >= 0 and not all 0 for the chosen kinds {names}, got {p.tolist()}")
     return p / p.sum()
 
+COVERAGE_RANGE = (0.0, 0.95)   # a target coverage lies in (0, 0.95]: a share of the face area
+
+def parse_coverage(value, what: str = "coverage") -> tuple[float, float]:
+    """`(low, high)` of a coverage given as a share, a `(low, high)` pair, a `'LOW,HIGH'` string or a tensor of shares;
+    a one-line `DeoccError` unless `0 < low <= high <= 0.95`. The one check of coverage, for the API and the command."""
+    shown = repr(value) if isinstance(value, str) else value
+    if torch.is_tensor(value): vals = [value.min().item(), value.max().item()] if value.numel() else []
+    elif isinstance(value, (int, float)): vals = [float(value)]
+    else:
+        try: vals = [float(v) for v in (value.split(",") if isinstance(value, str) else value)]
+        except (TypeError, ValueError): raise DeoccError(f"{what} {shown} is not a number or a pair LOW,HIGH such as 0.1,0.4") from None
+    if len(vals) not in (1, 2): raise DeoccError(f"{what} {shown}: give one share or a pair LOW,HIGH such as 0.1,0.4")
+    (lo, hi), top = (vals[0], vals[-1]), COVERAGE_RANGE[1]
+    if lo > hi: raise DeoccError(f"{what} {shown} has lo > hi: need 0 < LOW <= HIGH <= {top} (shares of the face area, in 0..1)")
+    if not (COVERAGE_RANGE[0] < lo and hi <= top):   # (NaN fails too)
+        raise DeoccError(f"{what} {shown}: coverage must lie in (0, {top}] (a share of the face area, in 0..1), got {lo:.3g}..{hi:.3g}")
+    return lo, hi
+
 def _targets(coverage, B: int, g: torch.Generator | None, same: bool) -> torch.Tensor:
     "Target coverage per sample `(B,)` from a float, a `(lo, hi)` range, or a `(B,)` tensor."
     if torch.is_tensor(coverage) and coverage.ndim == 1:
         if len(coverage) != B: raise DeoccError(f"coverage tensor has {len(coverage)} values for a batch of {B}")
-        c = coverage.float().cpu()
+        c = coverage.float().cpu(); parse_coverage(c)
     elif isinstance(coverage, (int, float)) or (torch.is_tensor(coverage) and coverage.ndim == 0):
-        c = torch.full((B,), float(coverage))
+        c = torch.full((B,), parse_coverage(float(coverage))[0])
     elif isinstance(coverage, (tuple, list)) and len(coverage) == 2:
-        lo, hi = map(float, coverage)
-        if lo > hi: raise DeoccError(f"coverage range ({lo}, {hi}) has lo > hi; pass (low, high)")
+        lo, hi = parse_coverage(coverage)
         c = lo + (hi - lo) * torch.rand(1 if same else B, generator=g).expand(B)
     else: raise DeoccError(f"coverage must be a float, a (low, high) pair or a (B,) tensor, got {coverage!r}")
-    if not torch.isfinite(c).all() or (c <= 0).any() or (c > 0.95).any():
-        raise DeoccError(f"coverage must lie in (0, 0.95] (a share of the face area), got {c.min().item():.3g}..{c.max().item():.3g}")
     return c.contiguous()
 
-def sample_params(batch: int, kind: str | Sequence[str] = "mixed", coverage=(0.1, 0.4), generator: torch.Generator | None = None,
+def sample_occlusions(batch: int, kind: str | Sequence[str] = "mixed", coverage=(0.1, 0.4), generator: torch.Generator | None = None,
                   probs=None, same_on_batch: bool = False, cfg: OcclusionConfig | None = None) -> dict[str, torch.Tensor]:
     "Random occlusion parameters (CPU): `seed (B,)` int64 (drives every shape and colour), `kind (B,)`, `target (B,)`."
     cfg = cfg or OcclusionConfig()
@@ -914,7 +1002,7 @@ def occlude(images: torch.Tensor,                 # (B, 3, H, W) float in [0, 1]
     _check_images(images)
     cfg = cfg or OcclusionConfig()
     lm = _check_landmarks(landmarks, len(images), images.device)
-    return _render(images, sample_params(len(images), kind, coverage, generator, probs, cfg=cfg), lm, cfg)
+    return _render(images, sample_occlusions(len(images), kind, coverage, generator, probs, cfg=cfg), lm, cfg)
 
 # %% ../nbs/02_occlude.ipynb #55454210
 def occlusion_sheet(images: torch.Tensor,             # (n, 3, H, W) float in [0, 1]: one face per row, reused cyclically
@@ -965,7 +1053,7 @@ class RandomOcclusion(IntensityAugmentationBase2D):
         return (r < p).to(self.device, self.dtype)
 
     def generate_parameters(self, batch_shape) -> dict[str, torch.Tensor]:
-        return sample_params(batch_shape[0], self.kind, self.coverage, self.generator, self.probs, self.same_on_batch, self.cfg)
+        return sample_occlusions(batch_shape[0], self.kind, self.coverage, self.generator, self.probs, self.same_on_batch, self.cfg)
 
     def apply_transform(self, input, params, flags, transform=None):
         _check_images(input)
@@ -1003,7 +1091,7 @@ def occlusion_protocol(fs: FaceSet, variants: int = 4, # occluded copies per cle
     N = len(fs)
     src = torch.arange(N).repeat_interleave(variants)
     level = lv.repeat(N)
-    params = sample_params(len(src), kind, level, make_generator(seed), probs, cfg=cfg)
+    params = sample_occlusions(len(src), kind, level, make_generator(seed), probs, cfg=cfg)
     out = fs.subset(src)
     images = torch.empty_like(out.images); masks = torch.empty(len(src), 1, fs.size, fs.size, dtype=torch.bool)
     cov = torch.empty(len(src)); kinds: list[str] = []; sprites: list[str] = []
@@ -1031,7 +1119,6 @@ def _speed(fn, n: int, dev: torch.device, repeats: int) -> float:
     return n / sorted(times)[len(times) // 2]
 
 def _bench_batch(n, size, dev):
-    from deocc.synth import random_faces
     return random_faces(n, size=size, seed=0, device=dev)[0]
 
 def occlusion_speed(kind: str = "mixed", n: int = 256, size: int = 96, device: str | torch.device = "cpu",
@@ -1044,10 +1131,9 @@ def occlusion_speed(kind: str = "mixed", n: int = 256, size: int = 96, device: s
 def randomerasing_speed(n: int = 256, size: int = 96, device: str | torch.device = "cpu", repeats: int = 3,
                         images: torch.Tensor | None = None) -> float:
     "Median images/s of `kornia.augmentation.RandomErasing(p=1)` on the same batch as `occlusion_speed`."
-    import kornia.augmentation as K
     dev = resolve_device(device)
     x = images.to(dev) if images is not None else _bench_batch(n, size, dev)
-    aug = K.RandomErasing(p=1.0)
+    aug = RandomErasing(p=1.0)
     return _speed(lambda r: aug(x), len(x), dev, repeats)
 
 def occlusion_benchmark(kinds: Sequence[str] = OCCLUDER_KINDS + ("mixed",), n: int = 256, size: int = 96,
@@ -1061,26 +1147,23 @@ def occlusion_benchmark(kinds: Sequence[str] = OCCLUDER_KINDS + ("mixed",), n: i
     return res
 
 # %% ../nbs/02_occlude.ipynb #8ae2c8e8
-def _parse_coverage(text: str) -> tuple[float, float]:
-    try: vals = [float(v) for v in str(text).split(",")]
-    except ValueError: raise DeoccError(f"--coverage {text!r} is not a number or a pair LOW,HIGH such as 0.1,0.4") from None
-    if len(vals) not in (1, 2): raise DeoccError(f"--coverage {text!r}: give one value or LOW,HIGH such as 0.1,0.4")
-    lo, hi = vals[0], vals[-1]
-    if not 0 < lo <= hi <= 0.95: raise DeoccError(f"--coverage {text!r}: need 0 < LOW <= HIGH <= 0.95 (shares of the face area)")
-    return lo, hi
+class _CoverageArg(argparse.Action):
+    "`--coverage` without a value, as argparse reads `--coverage -0.2,0.4` (an option, to it): say how to pass one."
+    def __call__(self, parser, ns, value, option_string=None):
+        if value is None: raise argparse.ArgumentError(self, "needs LOW,HIGH shares of the face area in 0..1 such as 0.1,0.4; "
+                                                       "join a value that starts with '-' with '=': --coverage=-0.2,0.4")
+        setattr(ns, self.dest, value)
 
 def _occlude_args(p):
     p.add_argument("--src", required=True, help="ImageFolder of aligned faces: SRC/<expression>/<image> (+ optional meta.csv with landmarks)")
-    p.add_argument("--out", required=True, help="output ImageFolder of occluded faces; masks go to OUT_mask/, clean copies to OUT_clean/")
+    add_options(p, out=dict(help="output ImageFolder of occluded faces; masks go to OUT_mask/, clean copies to OUT_clean/"))
     p.add_argument("--kinds", default="mixed", help=f"mixed (the training kinds), or a comma list of {','.join(ALL_KINDS)}; "
                    f"{HELDOUT_KINDS[0]} pastes the object-art categories held out of training")
     p.add_argument("--variants", type=int, default=4, help="occluded copies per face, of increasing coverage")
-    p.add_argument("--coverage", default="0.1,0.4", help="LOW,HIGH target share of the face area, spread over the variants")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files")
-    p.add_argument("--size", type=int, default=None, help="resize faces to SIZE×SIZE (default: keep the first image's size)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--batch-size", type=int, default=256, help="faces per batch")
-    p.add_argument("--force", action="store_true", help="replace non-empty output folders")
+    p.add_argument("--coverage", default="0.1,0.4", nargs="?", action=_CoverageArg, metavar="LOW,HIGH",
+                   help="target share of the face area (0 < LOW <= HIGH <= 0.95), spread over the variants")
+    add_options(p, "seed", "device", size=dict(default=None, help="resize faces to SIZE×SIZE (default: keep the first image's size)"),
+                batch_size=dict(default=256, help="faces per batch"), force=dict(help="replace non-empty output folders"))
 
 def _sibling(out: Path, what: str) -> Path: return out.with_name(f"{out.name}_{what}")
 
@@ -1095,7 +1178,7 @@ def _preview(occ: FaceSet, variants: int, rows: int = 8) -> torch.Tensor:
         tiles += [occ.meta["clean"][i * variants].float() / 255, *(occ.images[sl].float() / 255), over]
     return image_grid(torch.stack(tiles), ncols=variants + 2)
 
-@command("occlude", "occlude an ImageFolder of faces: K variants per face of increasing coverage, with masks", _occlude_args)
+@command("occlude", _occlude_args)
 def occlude_cmd(ns) -> str:
     """Occlude every face of an ImageFolder `variants` times with increasing coverage (the poster's protocol).
 
@@ -1103,11 +1186,9 @@ def occlude_cmd(ns) -> str:
     source file and target level), OUT_mask/<expression>/<name>_v<k>.png (255 = occluded) and OUT_clean/ (the clean face
     for each file, also an ImageFolder), plus OUT/preview.png."""
     out = Path(ns.out); src = Path(ns.src)
-    if ns.variants < 1 or ns.variants > 64: raise DeoccError(f"--variants {ns.variants} out of range: use 1..64")
-    if ns.batch_size < 1: raise DeoccError(f"--batch-size {ns.batch_size} must be >= 1")
-    if ns.size is not None and not 16 <= ns.size <= 512: raise DeoccError(f"--size {ns.size} out of range: use 16..512")
+    check_range("--variants", ns.variants, 1, 64); check_range("--batch-size", ns.batch_size, 1); check_size(ns.size)
     if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents: raise DeoccError(f"--out {out} must not be --src or inside it")
-    lo, hi = _parse_coverage(ns.coverage)
+    lo, hi = parse_coverage(ns.coverage, "--coverage")
     kinds = [k.strip() for k in ns.kinds.split(",") if k.strip()]
     _kinds_probs(kinds, None, OcclusionConfig())
     for o in (out, _sibling(out, "mask"), _sibling(out, "clean")): check_output_dir(o, ns.force)

@@ -5,19 +5,18 @@
 # %% ../nbs/01_synth.ipynb #d2eecbdd
 from __future__ import annotations
 import math, time
-from dataclasses import dataclass, field, asdict, replace
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-import kornia
 
-from .core import (DeoccError, EXPRESSIONS, NEUTRAL, class_names, LANDMARK_NAMES, FaceSet, make_generator,
-                        resolve_device, split_by_identity, to_uint8)
+from .core import (DeoccError, EXPRESSIONS, class_names, FaceSet, make_generator, resolve_device, split_by_identity,
+                        to_uint8, add_options, check_size, check_output_dir, command, save_faceset)
 
 # %% auto #0
 __all__ = ['AU_NAMES', 'PROTOTYPES', 'IDENTITY_RANGES', 'PARTS', 'prototype_matrix', 'SynthConfig', 'sample_identities',
-           'expression_aus', 'render_faces', 'sample_params', 'random_faces', 'expression_sheet', 'face_layout',
+           'expression_aus', 'render_faces', 'sample_face_params', 'random_faces', 'expression_sheet', 'face_layout',
            'synthface', 'readability', 'render_speed', 'synth_cmd']
 
 # %% ../nbs/01_synth.ipynb #dcb9c9f9
@@ -540,13 +539,13 @@ def _landmarks(cv, f) -> torch.Tensor:
     return torch.stack([lx, ly], -1)
 
 # %% ../nbs/01_synth.ipynb #e640e641
-def render_faces(p: dict[str, torch.Tensor],  # identity + per-sample parameters, first dim B (see `sample_params`)
+def render_faces(p: dict[str, torch.Tensor],  # identity + per-sample parameters, first dim B (see `sample_face_params`)
                  au: torch.Tensor,            # (B, n_aus) AU activations in [0, 1]
                  size: int = 96, device: str | torch.device = "cpu",
                  generator: torch.Generator | None = None, # CPU generator for textures and sensor noise
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "Render faces → images `(B, 3, S, S)` in [0, 1], landmarks `(B, 12, 2)` pixels, part masks `(B, 5, S, S)`."
-    if not 16 <= size <= 512: raise DeoccError(f"size {size} out of range: use 32..256 (16..512 accepted)")
+    check_size(size, "size")
     if au.ndim != 2 or au.shape[1] != len(AU_NAMES):
         raise DeoccError(f"au must be (B, {len(AU_NAMES)}) activations in AU_NAMES order, got {tuple(au.shape)}")
     dev = torch.device(device); g = generator or make_generator(0)
@@ -563,8 +562,8 @@ def render_faces(p: dict[str, torch.Tensor],  # identity + per-sample parameters
     return _camera(cv.img, p, S, g), _landmarks(cv, f), cv.parts.clamp(0, 1)
 
 # %% ../nbs/01_synth.ipynb #9094370c
-def sample_params(ids: dict[str, torch.Tensor], idx: torch.Tensor, # identity index per sample (B,)
-                  cfg: SynthConfig | None = None, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def sample_face_params(ids: dict[str, torch.Tensor], idx: torch.Tensor, # identity index per sample (B,)
+                       cfg: SynthConfig | None = None, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     "Identity parameters for samples `idx` plus per-sample head pose, gaze, blur and noise."
     cfg = cfg or SynthConfig(); g = generator or make_generator(0); B = len(idx)
     p = {k: v[idx] for k, v in ids.items()}
@@ -582,7 +581,7 @@ def random_faces(n: int, labels: torch.Tensor | Sequence[int] | None = None, int
     labels = torch.randint(len(class_names(neutral)), (n,), generator=g) if labels is None else torch.as_tensor(labels).long().expand(n)
     inten = torch.as_tensor(intensity, dtype=torch.float).expand(n)
     au = expression_aus(labels, inten, ids["au_bias"], noise=cfg.au_noise, neutral=neutral, generator=g)
-    img, _, _ = render_faces(sample_params(ids, torch.arange(n), cfg, g), au, size, resolve_device(device), g)
+    img, _, _ = render_faces(sample_face_params(ids, torch.arange(n), cfg, g), au, size, resolve_device(device), g)
     return img, labels
 
 # %% ../nbs/01_synth.ipynb #3455d560
@@ -596,7 +595,7 @@ def expression_sheet(identity_seed: int = 0, intensities: Sequence[float] = (0.3
     inten = torch.tensor(list(intensities) * len(names), dtype=torch.float)
     au = expression_aus(labels, inten, neutral=neutral)   # the prototypes themselves: no resting bias, no noise
     idx = torch.zeros(len(labels), dtype=torch.long)
-    img, _, _ = render_faces(sample_params(ids, idx, cfg, make_generator(0)), au, size)
+    img, _, _ = render_faces(sample_face_params(ids, idx, cfg, make_generator(0)), au, size)
     return img, [f"{names[l]} {i:.2f}" for l, i in zip(labels.tolist(), inten.tolist())]
 
 # %% ../nbs/01_synth.ipynb #72883224
@@ -604,7 +603,7 @@ def face_layout(n: int = 256, size: int = 96, seed: int = 123, cfg: SynthConfig 
     "Mean landmarks `(12, 2)` (fractions of the side) and fill ratios of `n` neutral faces at the default pose."
     cfg = replace(cfg or SynthConfig(), rotation=0.0, shift=0.0, scale=(1.0, 1.0))
     ids = sample_identities(n, seed=seed, cfg=cfg); g = make_generator(seed)
-    _, lm, parts = render_faces(sample_params(ids, torch.arange(n), cfg, g), torch.zeros(n, len(AU_NAMES)), size, generator=g)
+    _, lm, parts = render_faces(sample_face_params(ids, torch.arange(n), cfg, g), torch.zeros(n, len(AU_NAMES)), size, generator=g)
     skin = parts[:, _SKIN] > 0.5
     row = (lm[:, :2, 1].mean(1) + 0.1 * size).round().long().clamp(0, size - 1)
     return dict(landmarks=lm.mean(0) / size, cheek_to_cheek=float(skin[torch.arange(n), row].float().sum(1).mean() / size),
@@ -620,7 +619,7 @@ def synthface(n_identities: int = 80, # people (Oulu-CASIA has 80)
     "Render the SynthFace dataset as a `FaceSet` (images uint8)."
     if n_identities < 1 or frames < 1: raise DeoccError(f"need n_identities >= 1 and frames >= 1, got {n_identities}, {frames}")
     if split not in ("all", "train", "test"): raise DeoccError(f"split must be all, train or test, got {split!r}")
-    if not 16 <= size <= 512: raise DeoccError(f"size {size} out of range: use 32..256")
+    check_size(size, "size")
     cfg = cfg or SynthConfig(); dev = resolve_device(device)
     names = class_names(neutral); C = len(names)
     g = make_generator(seed + 1)
@@ -632,7 +631,7 @@ def synthface(n_identities: int = 80, # people (Oulu-CASIA has 80)
     jitter = (1 + cfg.au_jitter * torch.randn(n_identities, C, len(AU_NAMES), generator=g)).clamp(0.2, 1.8)
     intensity = (apex[identity, label] - cfg.frame_step * (frames - 1 - frame)).clamp(0.05, 1)
     au = expression_aus(label, intensity, ids["au_bias"][identity], jitter[identity, label], cfg.au_noise, neutral, g)
-    params = sample_params(ids, identity, cfg, g)
+    params = sample_face_params(ids, identity, cfg, g)
     N = len(label); images = torch.empty(N, 3, size, size, dtype=torch.uint8); lms = torch.empty(N, 12, 2)
     part_masks = torch.empty(N, len(PARTS), size, size, dtype=torch.uint8) if parts else None
     for i in range(0, N, batch_size):
@@ -655,11 +654,11 @@ def readability(teacher: str,                 # a ported real-face FER: a name i
                 size: int = 96, intensity: float | None = 1.0,   # apex intensity; None: the dataset's apex distribution
                 cfg: SynthConfig | None = None, device: str | torch.device = "cpu", batch_size: int = 256) -> dict:
     "Six-way accuracy and confusion `(6, 6)` (rows: true, columns: predicted) of a real-face FER on SynthFace apex frames."
-    from deocc.teachers import create_teacher
+    from deocc.models import create_model   # a later module: imported where it is used
     cfg = cfg or SynthConfig()
     if intensity is not None: cfg = replace(cfg, intensity=(float(intensity), float(intensity)))
     fs = synthface(n_identities, frames=1, size=size, seed=seed, cfg=cfg, device=device)
-    t = create_teacher(teacher, device); preds = []
+    t = create_model(teacher, role="fer", device=device, what=f"teacher {teacher}"); preds = []
     with torch.inference_mode():
         for i in range(0, len(fs), batch_size): preds.append(t(fs.float_images(slice(i, i + batch_size), device)).argmax(1).cpu())
     pred, C = torch.cat(preds), len(EXPRESSIONS)
@@ -679,24 +678,21 @@ def render_speed(n: int = 256, size: int = 96, device: str | torch.device = "cpu
     return n / sorted(times)[len(times) // 2]
 
 # %% ../nbs/01_synth.ipynb #b4f73202
-from .core import command, save_faceset, check_output_dir
-
 def _synth_args(p):
-    p.add_argument("--out", required=True, help="output folder (must be empty or absent unless --force)")
-    p.add_argument("--n-identities", type=int, default=80, help="number of people (default 80, like Oulu-CASIA)")
-    p.add_argument("--frames", type=int, default=3, help="apex-most frames per identity and expression (default 3)")
-    p.add_argument("--size", type=int, default=96, help="image side in pixels, 32..256 (default 96)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical files")
+    add_options(p, "out")
+    p.add_argument("--n-identities", type=int, default=80, help="number of people (Oulu-CASIA has 80)")
+    p.add_argument("--frames", type=int, default=3, help="apex-most frames per identity and expression")
+    add_options(p, "size", "seed")
     p.add_argument("--split", choices=["all", "train", "test"], default="all", help="subject-independent split to write")
     p.add_argument("--neutral", action="store_true", help="add a seventh class, neutral")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    add_options(p, "device", "force")
 
-@command("synth", "render SynthFace faces to an ImageFolder with meta.csv and a preview grid", _synth_args)
+@command("synth", _synth_args)
 def synth_cmd(ns) -> str:
     "Render SynthFace and write it as an ImageFolder."
-    if not 32 <= ns.size <= 256: raise DeoccError(f"--size {ns.size} out of range: use 32..256")
+    check_size(ns.size)
     check_output_dir(ns.out, ns.force)   # refuse a used --out before rendering, not after
     fs = synthface(ns.n_identities, ns.frames, ns.size, ns.seed, ns.neutral, ns.split, device=ns.device)
     out = save_faceset(fs, ns.out, force=ns.force)
-    return f"wrote {len(fs)} faces ({len(fs.identities.unique())} identities x {len(fs.classes)} expressions x {ns.frames} frames) to {out}/ with meta.csv and preview.png"
+    return (f"wrote {len(fs)} faces ({len(fs.identities.unique())} identities x {len(fs.classes)} expressions x {ns.frames} frames) "
+            f"to {out}/ with meta.csv and preview.png")

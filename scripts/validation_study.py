@@ -1,4 +1,4 @@
-"""The validation study behind settings of `deocc reproduce` (docs in nbs/07_evaluate.ipynb, "Validation study").
+"""The validation study behind settings of `deocc reproduce` (docs in nbs/07b_reproduce.ipynb, "Validation study").
 
 Every variant trains with the reproduce's own recipes (`judge_train_config`, `dstar_train_config`, `deocc_train_config`) on
 the split of the `full` preset and is scored on its *validation* identities only (the test identities are split off
@@ -19,10 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from deocc.evaluate import (REPRODUCE_PRESETS, _Run, _split, check_config, deocc_train_config, dstar_train_config,
-                            judge_train_config, override)
+from deocc.core import DeoccError, add_options
 from deocc.models import n_params
-from deocc.train import train_deoccluder, train_fer
+from deocc.reproduce import (REPRODUCE_PRESETS, Run, check_config, deocc_train_config, dstar_train_config, judge_train_config,
+                             split_data)
+from deocc.train import apply_settings, train_deoccluder, train_fer
 
 JUDGES = ("resnet10t", "regnetx_002", "dla46_c", "test_resnet")
 VARIANTS = {   # name: (kind, settings)
@@ -51,7 +52,7 @@ def deocc_variant(cfg, train, val, results: Path, lambda_expr: float) -> dict:
     if results is None or not (results / "seed0" / "pretrain" / "done.json").exists():
         sys.exit("C_lambda variants need --results: a deocc reproduce folder whose seed0/pretrain stage is done")
     tc = deocc_train_config(cfg, "full", 0, cfg.deocc_steps, len(train), str(results / "seed0" / "pretrain" / "final"), lambda_expr=lambda_expr)
-    teacher = _Run(cfg, results, "cpu").teacher(0)
+    teacher = Run(cfg, results, "cpu").teacher(0)
     _, h = train_deoccluder(train, teacher, tc, val, progress=False)
     keys = [k[4:] for k in h[-1] if k.startswith("val_")]
     return {k: [round(r[f"val_{k}"], 4) for r in h] for k in keys}
@@ -68,14 +69,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("variants", nargs="*", metavar="VARIANT", help="any of: " + ", ".join(VARIANTS) + " (default: all)")
     p.add_argument("--results", type=Path, default=None, help="deocc reproduce folder (C_lambda variants)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="ReproduceConfig override, as in deocc reproduce")
+    add_options(p, "set")                             # ReproduceConfig settings, as in deocc reproduce
     p.add_argument("--tolerance", type=float, default=1.0, help="judge rule: points below the best that still count")
     ns = p.parse_args(argv)
     unknown = [v for v in ns.variants if v not in VARIANTS]
     if unknown: p.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
     torch.set_num_threads(1)
-    cfg = check_config(override(REPRODUCE_PRESETS["full"], ns.set))
-    train, val, _ = _split(cfg)                       # the test identities are split off and never used here
+    try: cfg = check_config(apply_settings(REPRODUCE_PRESETS["full"], ns.set, "reproduce"))
+    except DeoccError as e: p.error(str(e))
+    train, val, _ = split_data(cfg)                       # the test identities are split off and never used here
     judges = []
     for name in ns.variants or list(VARIANTS):
         kind, s = VARIANTS[name]; t0 = time.time()

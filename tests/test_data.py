@@ -1,5 +1,5 @@
 "Dataset loaders (every published layout, written as a SynthFace fixture) and face detection/alignment."
-import importlib.util, json, os, re, shutil, subprocess, sys, warnings
+import importlib.util, json, mmap, os, re, shutil, subprocess, sys, warnings
 from collections import Counter
 from pathlib import Path
 
@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from deocc.core import DeoccError, CANONICAL_LANDMARKS, EXPRESSIONS, FaceSet, load_image
+import deocc.data as dd
+from deocc.cli import main
+from deocc.core import DeoccError, CANONICAL_LANDMARKS, EXPRESSIONS, SIZE_RANGE, FaceSet, load_image
 from deocc.synth import synthface
 from deocc.data import (DATASETS, VARIANTS, load_dataset, parse_spec, write_fixture, write_variant, detect_faces, align_face,
                         apply_transform, datasets_help, StreamedFaceSet, RecordImages, face_loader)
@@ -152,7 +154,7 @@ def test_fer2013_csv_errors(tmp_path):
     assert len(fs) == 1 and fs.images.unique().tolist() == [7]
 
 def test_ferplus_csv_layout(faces, tmp_path):
-    spec = write_fixture("fer2013", tmp_path, faces)
+    write_fixture("fer2013", tmp_path, faces)     # the pixels: fer2013.csv
     cols = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
     order = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear"]
     rows = []
@@ -190,7 +192,6 @@ def test_align_errors():
 def test_align_with_cache(tmp_path):
     big = synthface(n_identities=2, frames=1, size=96, seed=1)
     canvas = torch.full((len(big), 3, 200, 200), 128, dtype=torch.uint8); canvas[:, :, 30:126, 50:146] = big.images
-    from deocc.core import FaceSet
     spec = write_fixture("kdef", tmp_path / "k", FaceSet(canvas, big.labels, big.identities))
     fs, _ = load_quiet(spec, size=64, align=True, cache_dir=tmp_path / "cache")
     assert fs.images.shape == (12, 3, 64, 64) and set(fs.meta["align"]) <= {"eyes", "box", "none"}
@@ -204,13 +205,16 @@ def test_cli_data_command(run_deocc, faces, tmp_path, capsys):
     assert r.stdout.startswith("wrote 12 faces (1 identities")
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir()) == sorted(EXPRESSIONS)
     assert len(load_dataset(str(tmp_path / "out"), size=48)) == 12
-    from deocc.cli import main      # the rest in-process: starting `deocc` imports every command module
+    # the rest in-process: a `deocc` process imports torch first
     assert main(["data", "--data", f"rafdb:{tmp_path / 'nope'}", "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert "nope: no such file or folder" in err and "Traceback" not in err
     with pytest.raises(SystemExit): main(["data", "--help"])
     out = capsys.readouterr().out
     assert "oulu-casia:/path" in out and "affectnet:/path" in out
+    assert f"{SIZE_RANGE[0]}..{SIZE_RANGE[1]}" in out and "(default: None)" not in out   # the shared --size; no empty defaults
+    assert main(["data", "--data", spec, "--out", str(tmp_path / "o3"), "--size", "8"]) == 2
+    assert "--size 8: out of range, use 16..512" in capsys.readouterr().err and not (tmp_path / "o3").exists()
 
 def test_ferplus_csv_with_image_folders(faces, tmp_path):
     "fer2013new.csv beside FER2013Train/Valid/Test PNG folders (no fer2013.csv): images come from the folders."
@@ -398,7 +402,6 @@ def test_streamed_unreadable_images(faces, tmp_path):
     assert_same(mem, st)
 
 def test_record_images_behave_like_a_tensor(faces, tmp_path, monkeypatch):
-    import deocc.data as dd
     st = load_dataset(write_fixture("rafdb", tmp_path / "d", faces), size=48, stream=True, cache_dir=tmp_path / "c")
     mem = st.in_memory()
     v = st.images
@@ -414,7 +417,6 @@ def test_record_images_behave_like_a_tensor(faces, tmp_path, monkeypatch):
     assert isinstance(sub, StreamedFaceSet) and sub.images.positions.tolist() == [3, 1, 4]
     assert torch.equal(sub.float_images(torch.tensor([2, 0])), mem.float_images(torch.tensor([4, 3])))
     # bounded: a batch is read with positioned reads of exactly its records; nothing is mapped
-    import mmap
     monkeypatch.setattr(mmap, "mmap", lambda *a, **k: pytest.fail("record files must not be mapped"))
     monkeypatch.setattr(np, "memmap", lambda *a, **k: pytest.fail("record files must not be mapped"))
     read, real = [], os.preadv
@@ -427,7 +429,6 @@ def test_record_images_behave_like_a_tensor(faces, tmp_path, monkeypatch):
     assert v[:10].shape == (10, 3, 48, 48)
 
 def test_auto_streams_above_the_threshold(faces, tmp_path, monkeypatch):
-    import deocc.data as dd
     spec = write_fixture("imagefolder", tmp_path / "d", faces)
     assert type(load_dataset(spec, size=48)) is FaceSet
     monkeypatch.setattr(dd, "STREAM_AUTO_BYTES", 20 * 3 * 48 * 48)
@@ -443,12 +444,12 @@ def test_auto_streams_above_the_threshold(faces, tmp_path, monkeypatch):
 
 def test_trainer_same_on_streamed_and_in_memory(faces, tmp_path):
     "train-fer and the de-occluder trainer see the same batches: identical losses, validation and weights."
-    from deocc.train import _load_data, train_fer, fer_train_config, train_deoccluder, train_preset
+    from deocc.train import load_train_val, train_fer, fer_train_config, train_deoccluder, train_preset   # only here: the training stack
     spec = write_fixture("rafdb", tmp_path / "d", faces)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mem = _load_data(spec, 48, 0)
-        st = _load_data(spec + f"?stream=true,workers=0,cache_dir={tmp_path / 'c'}", 48, 0)
+        mem = load_train_val(spec, 48, 0)
+        st = load_train_val(spec + f"?stream=true,workers=0,cache_dir={tmp_path / 'c'}", 48, 0)
     assert all(isinstance(s, StreamedFaceSet) for s in st)
     for m, s in zip(mem, st): assert_same(m, s)
     cfg = fer_train_config("tiny", max_steps=3, epochs=1, batch_size=4)

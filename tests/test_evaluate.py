@@ -1,6 +1,7 @@
-"""Evaluation as a reviewer relies on it: the paired bootstrap, the Telea anchor, mask IoU, `deocc evaluate` on a folder made
-by `deocc synth` + `deocc occlude`, and `deocc reproduce` as a user runs it (--data, --jobs, --set teacher=...)."""
-import json, os, subprocess, sys, time
+"""Evaluation as a reviewer relies on it: the metrics (paired bootstrap, mask IoU, PSNR reductions), the Telea anchor, `deocc
+evaluate` on a folder made by `deocc synth` + `deocc occlude`, and `deocc reproduce` as a user runs it (--data, --jobs,
+--set teacher=...), with bad settings refused in one line."""
+import json, math, os, subprocess, sys, time
 from pathlib import Path
 import pytest
 import torch
@@ -40,13 +41,13 @@ def _simulated(n_faces: int, seed: int, diff: float = 0.10, variants: int = 4):
 
 
 def test_bootstrap_interval_covers_the_true_difference():
-    from deocc.evaluate import paired_bootstrap
+    from deocc.metrics import paired_bootstrap
     hits = [(lambda r: r["lo"] <= 0.10 <= r["hi"])(paired_bootstrap(*_simulated(80, s), n=500, seed=s)) for s in range(60)]
     assert 0.85 <= sum(hits) / len(hits) <= 1.0, sum(hits)          # a 95 % interval: about 57 of 60 data sets
 
 
 def test_bootstrap_narrows_with_more_faces_and_is_seeded():
-    from deocc.evaluate import paired_bootstrap
+    from deocc.metrics import paired_bootstrap
     width = lambda r: r["hi"] - r["lo"]
     small, large = paired_bootstrap(*_simulated(100, 1)), paired_bootstrap(*_simulated(1600, 1))
     assert 2.5 < width(small) / width(large) < 6                    # 16× the faces: about 4× narrower
@@ -59,7 +60,7 @@ def test_bootstrap_narrows_with_more_faces_and_is_seeded():
 
 def test_bootstrap_resamples_faces_not_images():
     "With per-face difficulty, resampling images as if independent would understate the uncertainty."
-    from deocc.evaluate import paired_bootstrap
+    from deocc.metrics import paired_bootstrap
     g = make_generator(3)
     face = torch.randn(200, generator=g).repeat_interleave(4)                     # a face's effect, shared by its 4 variants
     a = (face + 0.3 * torch.randn(800, generator=g) > 0).float(); b = torch.zeros(800)
@@ -70,7 +71,7 @@ def test_bootstrap_resamples_faces_not_images():
 
 def test_bootstrap_refuses_mismatched_inputs():
     from deocc.core import DeoccError
-    from deocc.evaluate import paired_bootstrap
+    from deocc.metrics import paired_bootstrap
     with pytest.raises(DeoccError, match=r"three \(N,\) vectors"): paired_bootstrap(torch.ones(3), torch.ones(4), torch.arange(3))
 
 
@@ -78,7 +79,7 @@ def test_bootstrap_refuses_mismatched_inputs():
 # mask IoU and the Telea row
 
 def test_mask_iou_on_known_masks():
-    from deocc.evaluate import mask_iou
+    from deocc.metrics import mask_iou
     true = torch.zeros(4, 1, 10, 10); true[:, :, :5] = 1                          # top half: 50 pixels
     pred = torch.zeros(4, 1, 10, 10)
     pred[0, :, :5] = 1                                                            # exact
@@ -87,6 +88,18 @@ def test_mask_iou_on_known_masks():
     iou = mask_iou(pred, true)
     assert torch.allclose(iou, torch.tensor([1.0, 25 / 75, 0.0, 0.0]))
     assert mask_iou(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)).item() == 1.0   # nothing to find, nothing found
+    assert mask_iou(pred, true, pooled=True) == pytest.approx((50 + 25) / (50 + 75 + 100 + 50))   # one IoU over the set
+
+
+def test_psnr_reductions_per_image_and_pooled():
+    "Per image: each image's masked MSE; pooled (training validation): the set's masked MSE, one number."
+    from deocc.metrics import psnr
+    clean = torch.zeros(2, 3, 8, 8); mask = torch.zeros(2, 1, 8, 8); mask[:, :, :4] = 1     # 96 masked values per image
+    restored = clean.clone(); restored[0, :, :4] = 0.1; restored[1, :, :4] = 0.01
+    per = psnr(restored, clean, mask)
+    assert torch.allclose(per, torch.tensor([20.0, 40.0]), atol=1e-3)
+    assert psnr(restored, clean, mask, pooled=True) == pytest.approx(-10 * math.log10((0.1 ** 2 + 0.01 ** 2) / 2), abs=1e-3)
+    assert psnr(restored, clean, 1 - mask, pooled=True) == 100.0                    # untouched pixels: the cap
 
 
 def test_telea_row_beats_the_occluded_input_inside_the_mask():
@@ -106,6 +119,17 @@ def test_telea_row_beats_the_occluded_input_inside_the_mask():
 
 # ---------------------------------------------------------------------------------------------------------------------
 # `deocc evaluate`
+
+def test_evaluate_refuses_bad_settings_in_one_line(run_deocc, occluded, tiny_ckpts):
+    "--size and --set are checked before any model is loaded: one line, exit 2."
+    base = ["evaluate", "--data", occluded / "occ", "--deoccluder", tiny_ckpts / "full", "--fer", tiny_ckpts / "fer"]
+    for args, needle in ((["--size", "-1"], "size = -1: out of range, use 16..512"), (["--set", "batch_size=0"], "batch_size = 0: out of range"),
+                         (["--set", "size=big"], "size takes int"), (["--set", "colour=1"], "unknown evaluate setting 'colour'")):
+        r = run_deocc(*base, *args, check=2)
+        assert r.stderr.strip().count("\n") == 0 and needle in r.stderr and "internal error" not in r.stderr, r.stderr
+    r = run_deocc(*base, "--set", "size=48", "--set", "batch_size=7", "--json", check=0)
+    assert json.loads(r.stdout)["n"] == 24 and json.loads(r.stdout)["notes"] == []     # --set size=48: the files' own size
+
 
 def test_evaluate_json_on_synth_plus_occlude(run_deocc, occluded, tiny_ckpts):
     r = run_deocc("evaluate", "--data", occluded / "occ", "--clean", occluded / "occ_clean", "--deoccluder", tiny_ckpts / "full",
@@ -170,12 +194,16 @@ def test_reproduce_with_a_ported_teacher(run_deocc, tmp_path):
 
 
 @pytest.mark.parametrize("settings, needle", [(["teacher=fer-minixeption"], "choose deocc-fer"), (["judge=resnet10t"], "choose deocc-judge"),
-                                              (["teacher=faceapi-expression", "judge=faceapi-expression"], "independent")])
+                                              (["teacher=faceapi-expression", "judge=faceapi-expression"], "independent"),
+                                              (["fer_steps=-1"], "fer_steps = -1: out of range, use >= 1"),
+                                              (["deocc_pretrain_steps=-5"], "deocc_pretrain_steps = -5: out of range, use >= 0"),
+                                              (["dstar_p=2"], "dstar_p = 2.0: out of range, use 0.0..1.0"),
+                                              (["fer_step=3"], "unknown reproduce setting 'fer_step'")])
 def test_reproduce_refuses_bad_teacher_or_judge_in_one_line(capsys, tmp_path, settings, needle):
     from deocc.cli import main
     assert main(["reproduce", "--quick", *[a for s in settings for a in ("--set", s)], "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and needle in err and settings[0].split("=")[1] in err, err
+    assert len(err.strip().splitlines()) == 1 and needle in err and settings[0].split("=")[0] in err, err
     assert not (tmp_path / "r").exists()                                         # refused before any work
 
 

@@ -1,6 +1,6 @@
-"""Issue 8, hardening. The bad-input matrix: every user-facing entry point (the `deocc` commands, the dataset loaders, the
-demo's upload and restore functions, `from_pretrained`/`load_model`) gets broken or odd images, broken checkpoints, missing
-paths and unwritable output folders. Each one must end in a clear one-line error (exit code 2 for commands, no traceback)
+"""The bad-input matrix: every user-facing entry point (the `deocc` commands, the dataset loaders, the demo's upload and
+restore functions, `create_model`/`from_pretrained`) gets broken or odd images, broken checkpoints, missing paths,
+out-of-range values and unwritable output folders. Each one must end in a clear one-line error (exit code 2 for commands, no traceback)
 or be handled correctly (the pixels checked), and nothing written before may be damaged. Then resume after SIGKILL, for
 `deocc train-fer` and for `reproduce`.
 
@@ -15,12 +15,15 @@ The matrix (¹ corrupt, 0-byte, not-an-image, 10,000×10,000; ² 1×1, RGBA, 16-
     deocc data --data                        error         pixels checked       -              error          error, no work
     deocc synth, deocc reproduce             -             -                    -              -              error, no work
     load_image/load_imagefolder/load_dataset error|skipped pixels checked       -              error          -
-    from_pretrained/load_model/pretrained    -             -                    error          error          -
+    create_model/from_pretrained/load_model  -             -                    error          error          -
     demo face_from_upload + upload handler   error|status  pixels checked;      -              error|status   -
                                                            under 32 px: status
     demo load_demo_models                    -             -                    error          error          -
     demo restore_face + restore handler      -             1×1/grey/RGBA/16-bit faces (session) and paint layers (PNG data
                                                            URLs, arrays) checked; bad paint or shapes → error|status
+
+Out-of-range values, refused with one line and exit 2 before any work (the real console script, in a child process):
+`occlude --coverage -0.2,0.4`, `evaluate --size -1`, `train-fer --epochs -1`, `reproduce --set fer_steps=-1`.
 
 Most commands run in-process through `deocc.cli.main` (what the console script calls; stderr and warnings captured as a
 user would see them), which keeps the matrix to seconds; `test_console_script_*` check the real console script too."""
@@ -32,7 +35,7 @@ import pytest
 import torch
 from PIL import Image
 
-from deocc.core import DeoccError, load_image, load_imagefolder, _resize
+from deocc.core import DeoccError, load_image, load_imagefolder
 from deocc.data import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,13 +62,22 @@ def cli(*args) -> tuple[int, str, str]:
 
 
 def assert_error(r: tuple[int, str, str], *needles: str, code: int = 2):
-    "Exit `code`, and stderr is one line `deocc: error: ...` containing every needle, without a traceback."
+    "Exit `code`, and stderr is one line `deocc <command>: error: ...` containing every needle, without a traceback."
     rc, out, err = r
     assert rc == code and "Traceback" not in err, f"exit {rc}\nstderr: {err}"
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("deocc: error: "), f"not one error line:\n{err}"
+    assert len(lines) == 1 and re.match(r"deocc( [a-z-]+)?: error: ", lines[0]), f"not one error line:\n{err}"
     for n in needles: assert str(n) in lines[0], f"{n!r} not in {lines[0]!r}"
     return lines[0]
+
+
+def resized(img: torch.Tensor, size: int) -> torch.Tensor:
+    "What the loaders must give for a `(3, H, W)` uint8 image: centre square, antialiased bilinear to `size`, rounded."
+    _, h, w = img.shape; s = min(h, w)
+    img = img[:, (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    if s == size: return img
+    x = torch.nn.functional.interpolate(img[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x[0].round().clamp(0, 255).to(torch.uint8)
 
 
 def assert_ok(r: tuple[int, str, str]) -> str:
@@ -231,7 +243,7 @@ def test_loaders_read_odd_images_correctly(inputs, synth_dir, tmp_path):
     for k in ODD:
         path, expected, tol = inputs[k]
         i = fs.meta["files"].index(f"happiness/zz_{path.name}")
-        want = _resize(torch.from_numpy(expected).permute(2, 0, 1), 32).int()
+        want = resized(torch.from_numpy(expected).permute(2, 0, 1), 32).int()
         assert_pixels(fs.images[i], want, max(tol, 1), k)
     ds = load_dataset(f"imagefolder:{src}", size=48)
     assert ds.images.shape == (N_FACES + len(ODD), 3, 48, 48)
@@ -311,12 +323,11 @@ CKPT_KINDS = ["truncated", "zero_weights", "other_arch", "bad_json", "not_a_chec
 
 @pytest.mark.parametrize("kind", CKPT_KINDS)
 def test_bad_checkpoints_everywhere(ckpts, synth_dir, tmp_path, kind):
-    from deocc.models import FER, Deoccluder, load_model
-    from deocc.evaluate import pretrained
+    from deocc.models import Deoccluder, create_model, load_model
     from deocc.app import load_demo_models
     root, bad = ckpts
     path, hint = bad[kind]
-    for fn in (lambda: Deoccluder.from_pretrained(path), lambda: load_model(path), lambda: pretrained(path),
+    for fn in (lambda: Deoccluder.from_pretrained(path), lambda: load_model(path), lambda: create_model(path, role="deoccluder"),
                lambda: load_demo_models(root / "fer", path, False, False)):
         with pytest.raises(DeoccError) as e: fn()
         assert str(path) in str(e.value) and ("neither a checkpoint folder" in str(e.value) or hint in str(e.value)), str(e.value)
@@ -334,12 +345,14 @@ def test_checkpoint_of_the_wrong_kind(ckpts, synth_dir, tmp_path):
     fer, deocc = root / "fer", root / "deocc"
     demo_error(lambda: Deoccluder.from_pretrained(fer), "is a 'fer' checkpoint, not 'deoccluder'")
     demo_error(lambda: FER.from_pretrained(deocc), "is a 'deoccluder' checkpoint, not 'fer'")
-    demo_error(lambda: load_demo_models(fer, fer, False, False), "--deoccluder needs a Deoccluder")
-    demo_error(lambda: load_demo_models(deocc, deocc, False, False), "--fer needs a FER")
+    demo_error(lambda: load_demo_models(fer, fer, False, False), f"--deoccluder {fer}: is a FER, but needs a de-occluder")
+    demo_error(lambda: load_demo_models(deocc, deocc, False, False), f"--fer {deocc}: is a Deoccluder, but needs an expression classifier")
+    demo_error(lambda: load_demo_models(fer, deocc, fer, False), f"--baseline {fer}: is a FER, but needs a de-occluder")
+    demo_error(lambda: load_demo_models(fer, deocc, False, [str(deocc)]), f"--teachers {deocc}: is a Deoccluder")
     assert_error(cli("evaluate", "--data", synth_dir, "--deoccluder", fer, "--fer", fer, "--size", 32), "--deoccluder", fer)
     assert_error(cli("evaluate", "--data", synth_dir, "--deoccluder", deocc, "--fer", deocc, "--size", 32), "--fer", "expression classifier")
     assert_error(cli("evaluate", "--data", synth_dir, "--deoccluder", deocc, "--fer", fer, "--judge", deocc, "--size", 32), "--judge")
-    assert_error(cli("train", "--fer", deocc, "--data", synth_dir, "--out", tmp_path / "run", "--size", 32, "--no-progress"), "not a FER")
+    assert_error(cli("train", "--fer", deocc, "--data", synth_dir, "--out", tmp_path / "run", "--size", 32, "--no-progress"), "--fer", "needs an expression classifier")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -494,8 +507,7 @@ def test_unwritable_output_fails_first(synth_dir, ckpts, tmp_path):
     assert afile.read_text() == "x"
 
 
-def test_failed_commands_leave_earlier_results_intact(synth_dir, inputs, ckpts, tmp_path):
-    ck = ckpts[0]
+def test_failed_commands_leave_earlier_results_intact(synth_dir, inputs, tmp_path):
     # a finished `deocc occlude` run, then a forced rerun whose source has a corrupt image: all three folders untouched
     occ = tmp_path / "occ"
     assert_ok(cli("occlude", "--src", synth_dir, "--out", occ, "--variants", 1))
@@ -538,6 +550,35 @@ def test_console_script_one_line_errors(inputs, synth_dir, tmp_path):
                          (["train-fer", "--out", NO_WRITE, "--no-progress"], "cannot write there")):
         r = subprocess.run([str(BIN / "deocc"), *map(str, args)], capture_output=True, text=True, timeout=120, cwd=ROOT, env=ENV)
         assert_error((r.returncode, r.stdout, r.stderr), needle)
+
+
+def console(*args, timeout: float = 120) -> tuple[int, str, str]:
+    "Run the `deocc` console script in its own process group; one that has not finished after `timeout` s is killed, group and all."
+    p = subprocess.Popen([str(BIN / "deocc"), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=ROOT, env=ENV, start_new_session=True)
+    try: out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL); p.communicate()
+        pytest.fail(f"deocc {' '.join(map(str, args))}: still running after {timeout:.0f} s, so the bad value was accepted")
+    return p.returncode, out, err
+
+
+def assert_refused(r: tuple[int, str, str], *needles: str):
+    "Exit 2 and exactly one line on stderr (argparse's or deocc's) naming every needle, without a traceback."
+    rc, _, err = r
+    lines = err.strip().splitlines()
+    assert rc == 2 and "Traceback" not in err and len(lines) == 1 and "error: " in lines[0], f"exit {rc}\nstderr: {err}"
+    for n in needles: assert str(n) in lines[0], f"{n!r} not in {lines[0]!r}"
+
+
+def test_out_of_range_values_refused_before_work(synth_dir, ckpts, tmp_path):
+    "Negative coverages, sizes, epochs and step counts: one line and exit 2, and nothing written."
+    ck = ckpts[0]
+    assert_refused(console("occlude", "--src", synth_dir, "--out", tmp_path / "o", "--coverage", "-0.2,0.4"), "--coverage")
+    assert_refused(console("evaluate", "--data", synth_dir, "--deoccluder", ck / "deocc", "--fer", ck / "fer", "--size", -1), "size", "-1")
+    assert_refused(console("train-fer", "--epochs", -1, "--out", tmp_path / "t", "--no-progress"), "epochs", "-1")
+    assert_refused(console("reproduce", "--set", "fer_steps=-1", "--out", tmp_path / "r", "--no-progress"), "fer_steps", "-1")
+    assert not any(p.is_file() for p in tmp_path.rglob("*")), sorted(tmp_path.rglob("*"))
 
 
 # ----------------------------------------------------------------------------------------------------------------------

