@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #011074fa
 from __future__ import annotations
 import json, os, platform, random, shutil, tempfile, contextlib, warnings
-from dataclasses import dataclass, field, fields, asdict
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_losses.ipynb #2f9d37b5
 from __future__ import annotations
-from dataclasses import dataclass, replace, asdict
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn

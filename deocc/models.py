@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_models.ipynb #2596ba5d
 from __future__ import annotations
-import json, math, time, warnings
+import json, time
 from dataclasses import dataclass, field, fields, asdict, replace, is_dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -13,12 +13,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import timm
-from einops import rearrange, repeat
 from safetensors.torch import save as st_save, load as st_load
 from safetensors import SafetensorError
 
 import deocc
-from .core import DeoccError, EXPRESSIONS, atomic_dir, atomic_write_json, resolve_device
+from .core import DeoccError, EXPRESSIONS, atomic_dir, resolve_device
 
 # %% auto #0
 __all__ = ['MODEL_TYPES', 'CONFIG_NAME', 'WEIGHTS_NAME', 'LATER_TYPES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'FER_PRESETS', 'MODES',
