@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #011074fa
 from __future__ import annotations
 import json, os, platform, random, shutil, tempfile, contextlib, warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,7 +21,7 @@ __all__ = ['EXPRESSIONS', 'NEUTRAL', 'LANDMARK_NAMES', 'CANONICAL_LANDMARKS', 'I
            'pil_to_rgb', 'load_image', 'to_uint8', 'save_image', 'image_grid', 'show_grid', 'check_writable',
            'check_output_dir', 'save_faceset', 'center_crop_resize', 'common_side', 'read_meta_csv', 'load_imagefolder',
            'bundled_names', 'bundled_path', 'checkpoint_path', 'command', 'add_options', 'check_range', 'check_size',
-           'bounded', 'check_fields']
+           'bounded', 'check_fields', 'choose_preset', 'from_preset']
 
 # %% ../nbs/00_core.ipynb #643a6ede
 class DeoccError(ValueError):
@@ -488,3 +488,14 @@ def check_fields(cfg, where: str = ""):
             check_range(name + " =", v, *f.metadata["bounds"])
         elif hasattr(v, "__dataclass_fields__"): check_fields(v, f"{name}.")
     return cfg
+
+def choose_preset(presets: dict, name, what: str):
+    "`presets[name]`, or `name` itself when it is already a configuration; a one-line `DeoccError` naming the choices otherwise."
+    if not isinstance(name, str): return name
+    if name not in presets: raise DeoccError(f"unknown {what} preset {name!r}; choose from {', '.join(sorted(presets))}")
+    return presets[name]
+
+def from_preset(presets: dict, name, what: str, **overrides):
+    "The preset (or configuration) `name` with top-level fields replaced by `overrides`; one-line errors for unknown names."
+    try: return replace(choose_preset(presets, name, what), **overrides)
+    except TypeError as e: raise DeoccError(f"bad {what} override: {e}") from None

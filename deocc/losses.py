@@ -4,14 +4,14 @@
 
 # %% ../nbs/05_losses.ipynb #2f9d37b5
 from __future__ import annotations
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from .core import DeoccError, bounded, check_fields
+from .core import DeoccError, bounded, check_fields, from_preset
 from .models import Restoration
 
 # %% auto #0
@@ -128,9 +128,7 @@ LOSS_PRESETS: dict[str, LossConfig] = {
 
 def loss_preset(name: str = "full", **overrides) -> LossConfig:
     "A `LossConfig` preset (`full`, `no_expr`) with field overrides."
-    if name not in LOSS_PRESETS: raise DeoccError(f"unknown loss preset {name!r}; choose from {sorted(LOSS_PRESETS)}")
-    try: return replace(LOSS_PRESETS[name], **overrides)
-    except TypeError as e: raise DeoccError(f"bad loss override: {e}") from None
+    return from_preset(LOSS_PRESETS, name, "loss", **overrides)
 
 # %% ../nbs/05_losses.ipynb #666c6820
 def generator_loss(cfg: LossConfig, out: Restoration,

@@ -17,7 +17,7 @@ from safetensors.torch import save as st_save, load as st_load
 from safetensors import SafetensorError
 
 import deocc
-from .core import DeoccError, EXPRESSIONS, atomic_dir, resolve_device
+from .core import DeoccError, EXPRESSIONS, atomic_dir, from_preset, resolve_device
 
 # %% auto #0
 __all__ = ['MODEL_TYPES', 'CONFIG_NAME', 'WEIGHTS_NAME', 'LATER_TYPES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'FER_PRESETS', 'MODES',
@@ -112,7 +112,7 @@ class PretrainedMixin:
         if meta.get("format", 1) != cls._format:
             raise DeoccError(f"{path}: a format-{meta.get('format', 1)} {cls._type} checkpoint from deocc {meta.get('deocc_version', '?')}; "
                              f"this deocc reads format {cls._format} (another architecture): retrain it (deocc train) or refresh the bundled ones (deocc reproduce --bundle)")
-        model = cls(_preset({}, config_from_dict(cls.config_cls, meta["config"], f"{path}/{CONFIG_NAME}"), cls._type, overrides))
+        model = cls(from_preset({}, config_from_dict(cls.config_cls, meta["config"], f"{path}/{CONFIG_NAME}"), cls._type, **overrides))
         if pretrained: load_state_strict(model, read_weights(path), str(path))
         return model.to(resolve_device(device)).eval()
 
@@ -193,17 +193,9 @@ class FER(PretrainedMixin, nn.Module):
         "Penultimate features (B, D): the pooled input of the classifier head."
         return self.backbone.forward_head(self.backbone.forward_features(self._normalised(images)), pre_logits=True)
 
-def _preset(presets: dict, cfg_or_preset, kind: str, overrides: dict):
-    if isinstance(cfg_or_preset, str):
-        if cfg_or_preset not in presets: raise DeoccError(f"unknown {kind} preset {cfg_or_preset!r}; choose from {sorted(presets)}")
-        cfg = presets[cfg_or_preset]
-    else: cfg = cfg_or_preset
-    try: return replace(cfg, **overrides)
-    except TypeError as e: raise DeoccError(f"bad {kind} override: {e}") from None
-
 def create_fer(cfg_or_preset: str | FERConfig = "tiny", **overrides) -> FER:
     "Create a FER classifier from a preset name (`tiny`, `base`) or a `FERConfig`, with field overrides."
-    return FER(_preset(FER_PRESETS, cfg_or_preset, "FER", overrides))
+    return FER(from_preset(FER_PRESETS, cfg_or_preset, "FER", **overrides))
 
 # %% ../nbs/04_models.ipynb #9545f5a0
 @dataclass
@@ -380,7 +372,7 @@ class Deoccluder(PretrainedMixin, nn.Module):
 
 def create_deoccluder(cfg_or_preset: str | DeoccConfig = "tiny", **overrides) -> Deoccluder:
     "Create a de-occluder from a preset name (`tiny`, `base`) or a `DeoccConfig`, with field overrides (e.g. `mode='guided'`)."
-    return Deoccluder(_preset(DEOCC_PRESETS, cfg_or_preset, "de-occluder", overrides))
+    return Deoccluder(from_preset(DEOCC_PRESETS, cfg_or_preset, "de-occluder", **overrides))
 
 # %% ../nbs/04_models.ipynb #1abe00fd
 @dataclass

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from .core import (DeoccError, FaceSet, SIZE_RANGE, add_options, atomic_write_bytes, atomic_write_json, atomic_write_text,
+from .core import (choose_preset, DeoccError, FaceSet, SIZE_RANGE, add_options, atomic_write_bytes, atomic_write_json, atomic_write_text,
                    bounded, check_fields, check_range, command, machine_description, resolve_device, seed_everything,
                    split_by_identity)
 from .data import load_dataset
@@ -24,7 +24,7 @@ from .models import create_model, threads
 from .occlude import ALL_KINDS, HELDOUT_KINDS, occlusion_protocol
 from .synth import synthface
 from .teachers import TEACHERS
-from .train import (apply_settings, bundle, bundle_size, choose_preset, fer_train_config, to_float, train_deoccluder,
+from .train import (apply_settings, bundle, bundle_size, fer_train_config, to_float, train_deoccluder,
                     train_fer, train_preset)
 
 # %% auto #0

@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 from .core import (DeoccError, FaceSet, WEIGHTS_DIR, add_options, atomic_dir, atomic_write_json, atomic_write_text, bounded,
-                   check_fields, check_range, check_size, checkpoint_path, command, make_generator, resolve_device,
+                   check_fields, check_range, check_size, choose_preset, checkpoint_path, command, make_generator, resolve_device,
                    split_by_identity)
 from .models import (FER, FERConfig, FER_PRESETS, Deoccluder, DeoccConfig, DEOCC_PRESETS, DiscConfig, create_fer,
                      create_deoccluder, create_discriminator, create_model, checkpoint_folder, model_names, config_to_dict,
@@ -28,11 +28,11 @@ from .occlude import occlude, occlusion_protocol
 from .data import load_dataset
 
 # %% auto #0
-__all__ = ['TRAIN_PRESETS', 'FERTrainConfig', 'TrainConfig', 'choose_preset', 'apply_settings', 'train_preset',
-           'fer_train_config', 'step_generator', 'epoch_batches', 'seeded', 'flatten_state', 'unflatten_state',
-           'History', 'fit', 'check_replicas', 'augment', 'occlude_batch', 'to_float', 'predict_proba', 'restore_all',
-           'train_fer', 'init_weights', 'DeoccStep', 'train_deoccluder', 'fer_speed', 'train_step_speed',
-           'load_train_val', 'train_fer_cmd', 'train_cmd', 'bundle', 'bundle_size']
+__all__ = ['TRAIN_PRESETS', 'FERTrainConfig', 'TrainConfig', 'apply_settings', 'train_preset', 'fer_train_config',
+           'step_generator', 'epoch_batches', 'seeded', 'flatten_state', 'unflatten_state', 'History', 'fit',
+           'check_replicas', 'augment', 'occlude_batch', 'to_float', 'predict_proba', 'restore_all', 'train_fer',
+           'init_weights', 'DeoccStep', 'train_deoccluder', 'fer_speed', 'train_step_speed', 'load_train_val',
+           'train_fer_cmd', 'train_cmd', 'bundle', 'bundle_size']
 
 # %% ../nbs/06_train.ipynb #0c4dff07
 @dataclass
@@ -93,12 +93,6 @@ class TrainConfig:
         check_fields(self); check_range("max_steps =", self.max_steps, 1)
 
 # %% ../nbs/06_train.ipynb #6a11c0d2
-def choose_preset(presets: Mapping[str, Any], name, what: str):
-    "`presets[name]`, or `name` itself when it is already a configuration; a one-line `DeoccError` naming the choices otherwise."
-    if not isinstance(name, str): return name
-    if name not in presets: raise DeoccError(f"unknown {what} preset {name!r}; choose from {', '.join(sorted(presets))}")
-    return presets[name]
-
 def _field_kind(cfg, name: str) -> tuple[type, bool]:
     "(the type a field's values take, whether it may be None): from its annotation, else from its value."
     ann, cur = str(next(f.type for f in fields(cfg) if f.name == name)), getattr(cfg, name)
