@@ -21,12 +21,12 @@ from .core import DeoccError, EXPRESSIONS, atomic_dir, from_preset, resolve_devi
 
 # %% auto #0
 __all__ = ['MODEL_TYPES', 'CONFIG_NAME', 'WEIGHTS_NAME', 'LATER_TYPES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'FER_PRESETS', 'MODES',
-           'DEOCC_PRESETS', 'ARCHITECTURES', 'ROLES', 'config_from_dict', 'config_to_dict', 'register_model',
-           'state_to_bytes', 'read_checkpoint_config', 'read_weights', 'PretrainedMixin', 'load_state_strict',
-           'load_model', 'n_params', 'FERConfig', 'FER', 'create_fer', 'UNetConfig', 'UNet', 'DeoccConfig',
-           'Restoration', 'dilate', 'composite', 'Deoccluder', 'create_deoccluder', 'DiscConfig', 'PatchDiscriminator',
-           'create_discriminator', 'model_names', 'checkpoint_folder', 'check_role', 'create_model', 'threads',
-           'restore_latency']
+           'FILL_INITS', 'DEOCC_PRESETS', 'ARCHITECTURES', 'ROLES', 'config_from_dict', 'config_to_dict',
+           'register_model', 'state_to_bytes', 'read_checkpoint_config', 'read_weights', 'PretrainedMixin',
+           'load_state_strict', 'load_model', 'n_params', 'FERConfig', 'FER', 'create_fer', 'UNetConfig', 'UNet',
+           'DeoccConfig', 'Restoration', 'dilate', 'pushpull', 'composite', 'Deoccluder', 'create_deoccluder',
+           'DiscConfig', 'PatchDiscriminator', 'create_discriminator', 'model_names', 'checkpoint_folder', 'check_role',
+           'create_model', 'threads', 'restore_latency']
 
 # %% ../nbs/04_models.ipynb #1598ae78
 def config_from_dict(cls, d: dict, where: str = "config"):
@@ -87,6 +87,7 @@ class PretrainedMixin:
     "`save_pretrained` / `from_pretrained` for models holding a config dataclass in `self.config`."
     _type: str = "model"
     _format: int = 1          # checkpoint format of this model type: bumped when its architecture changes
+    _upgrades: dict = {}      # {format: function(config dict) → config dict of format + 1}: older checkpoints that still load
     config_cls: type = None
 
     def save_pretrained(self, path: str | Path, extra: dict[str, Any] | None = None, # more JSON files: {name: object}
@@ -109,10 +110,12 @@ class PretrainedMixin:
         meta = read_checkpoint_config(path)
         if meta["type"] != cls._type:
             raise DeoccError(f"{path}: is a {meta['type']!r} checkpoint, not {cls._type!r}; pass the right folder (or use load_model)")
-        if meta.get("format", 1) != cls._format:
+        fmt, cfg = meta.get("format", 1), meta["config"]
+        while fmt in cls._upgrades and fmt < cls._format and isinstance(cfg, dict): cfg, fmt = cls._upgrades[fmt](cfg), fmt + 1
+        if fmt != cls._format:
             raise DeoccError(f"{path}: a format-{meta.get('format', 1)} {cls._type} checkpoint from deocc {meta.get('deocc_version', '?')}; "
                              f"this deocc reads format {cls._format} (another architecture): retrain it (deocc train) or refresh the bundled ones (deocc reproduce --bundle)")
-        model = cls(from_preset({}, config_from_dict(cls.config_cls, meta["config"], f"{path}/{CONFIG_NAME}"), cls._type, **overrides))
+        model = cls(from_preset({}, config_from_dict(cls.config_cls, cfg, f"{path}/{CONFIG_NAME}"), cls._type, **overrides))
         if pretrained: load_state_strict(model, read_weights(path), str(path))
         return model.to(resolve_device(device)).eval()
 
@@ -258,16 +261,17 @@ class UNet(nn.Module):
         return (F.pixel_shuffle(y, f) if f > 1 else y)[..., :H, :W]
 
 # %% ../nbs/04_models.ipynb #bf27d44a
-MODES = ("blind", "guided")
+MODES, FILL_INITS = ("blind", "guided"), ("pushpull", "blank")
 
 @dataclass
 class DeoccConfig:
     "A find-then-fill de-occluder: mask net and fill net (timm U-Nets), mode, and how the predicted mask is used."
     mode: str = "blind"                                    # "blind": predict the mask, then fill it; "guided": the mask is given
-    fill: UNetConfig = field(default_factory=UNetConfig)   # (B, 4, H, W) masked image + mask → RGB
+    fill: UNetConfig = field(default_factory=UNetConfig)   # (B, 4, H, W) image with the hole pre-filled + mask → RGB
     mask: UNetConfig = field(default_factory=lambda: UNetConfig(decoder_channels=(32, 24, 16, 12), final_channels=12))  # (B, 3, H, W) → logits
     mask_threshold: float = 0.5                            # a pixel is occluded where sigmoid(mask logit) >= this
-    mask_dilate: int = 0                                   # grow the predicted hard mask by this many pixels before filling
+    mask_dilate: int = 1                                   # grow the predicted hard mask by this many pixels before filling (its rim)
+    fill_init: str = "pushpull"                            # the hole the fill net sees: "pushpull" (a smooth fill it corrects) or "blank" (zeros)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
@@ -301,6 +305,20 @@ def dilate(mask: torch.Tensor,               # (B, 1, H, W) in {0, 1}
         out = torch.where((r >= k).view(-1, 1, 1, 1), grown, out)
     return out
 
+def pushpull(images: torch.Tensor,   # (B, C, H, W)
+             mask: torch.Tensor      # (B, 1, H, W) in {0, 1}, 1 = hole
+            ) -> torch.Tensor:
+    "Fill the hole smoothly from the visible pixels (push-pull pyramid): `images` bit-identically outside `mask`."
+    w = 1 - mask.to(images.dtype); levels = [(images * w, w)]
+    while min(levels[-1][0].shape[-2:]) > 1 and not bool((levels[-1][1] > 0).all()):
+        x, w = levels[-1]
+        sx, sw = F.avg_pool2d(x * w, 2, ceil_mode=True), F.avg_pool2d(w, 2, ceil_mode=True)
+        levels.append((sx / sw.clamp(min=1e-6), (sw > 0).to(sw.dtype)))   # mean of the visible pixels under each coarse pixel
+    out = levels[-1][0]
+    for x, w in reversed(levels[1:-1]): out = torch.where(w > 0, x, F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False))
+    up = F.interpolate(out, size=images.shape[-2:], mode="bilinear", align_corners=False) if len(levels) > 1 else images
+    return composite(up, images, mask)
+
 def composite(fill: torch.Tensor, images: torch.Tensor,  # (B, 3, H, W)
               mask: torch.Tensor                         # (B, 1, H, W) in {0, 1}
              ) -> torch.Tensor:
@@ -311,13 +329,15 @@ def composite(fill: torch.Tensor, images: torch.Tensor,  # (B, 3, H, W)
 @register_model("deoccluder")
 class Deoccluder(PretrainedMixin, nn.Module):
     "Find, then fill: occluded (B, 3, H, W) [+ mask (B, 1, H, W)] → `Restoration`."
-    config_cls, _format = DeoccConfig, 2
+    config_cls, _format = DeoccConfig, 3
+    _upgrades = {2: lambda c: {**c, "fill_init": "blank"}}   # format 2 (deocc <= 0.4) filled a blank hole
     _role = "deoccluder"
     def __init__(self, config: DeoccConfig):
         super().__init__()
         if config.mode not in MODES: raise DeoccError(f"unknown de-occluder mode {config.mode!r}; choose from {MODES}")
         if not 0 < config.mask_threshold < 1 or config.mask_dilate < 0:
             raise DeoccError(f"need 0 < mask_threshold < 1 and mask_dilate >= 0, got {config.mask_threshold}, {config.mask_dilate}")
+        if config.fill_init not in FILL_INITS: raise DeoccError(f"unknown fill_init {config.fill_init!r}; choose from {FILL_INITS}")
         self.config = config
         self.mask_net = UNet(config.mask, 3, 1) if config.mode == "blind" else None
         self.fill_net = UNet(config.fill, 4, 3)
@@ -343,9 +363,12 @@ class Deoccluder(PretrainedMixin, nn.Module):
         return dilate((torch.sigmoid(logits.detach().float()) >= self.config.mask_threshold).to(logits.dtype), self.config.mask_dilate)
 
     def fill(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        "The fill net's RGB (B, 3, H, W) in [0, 1] from the blanked image and the mask (LaMa's 4-channel input)."
-        x = (images - self.mean) / self.std * (1 - mask)
-        return torch.sigmoid(self.fill_net(torch.cat([x, mask * 2 - 1], 1)))
+        "The fill net's RGB (B, 3, H, W) in [0, 1] from the image with its hole pre-filled (`fill_init`) and the mask."
+        if self.config.fill_init == "blank":       # LaMa's input: the hole zeroed; the net paints RGB through a sigmoid
+            return torch.sigmoid(self.fill_net(torch.cat([(images - self.mean) / self.std * (1 - mask), mask * 2 - 1], 1)))
+        prior = pushpull(images, mask)             # a smooth, colour-matched hole; the net paints a correction in logit space
+        delta = self.fill_net(torch.cat([(prior - self.mean) / self.std, mask * 2 - 1], 1))
+        return torch.sigmoid(torch.logit(prior.float().clamp(1e-3, 1 - 1e-3)).to(delta.dtype) + delta)
 
     def forward(self, images: torch.Tensor,             # (B, 3, H, W) float in [0, 1], occluded
                 mask: torch.Tensor | None = None,       # (B, 1, H, W), 1 = occluded: fill this mask (the mask net is skipped)

@@ -29,7 +29,7 @@ from .train import (apply_settings, bundle, bundle_size, fer_train_config, to_fl
 
 # %% auto #0
 __all__ = ['REPRODUCE_PRESETS', 'STAGE_KINDS', 'PAIRS', 'METHOD_NAMES', 'POSTER', 'OWN', 'ROLE', 'MASK_ROW', 'BUNDLE',
-           'ReproduceConfig', 'check_config', 'reproduce_command', 'split_data', 'heldout_available',
+           'ReproduceConfig', 'check_config', 'reproduce_command', 'more_people', 'split_data', 'heldout_available',
            'occluded_test_set', 'fer_recipe', 'judge_train_config', 'dstar_train_config', 'deocc_train_config', 'Stage',
            'plan_stages', 'Run', 'run_stage', 'default_jobs', 'aggregate', 'fmt_ms', 'paired_differences',
            'recovered_fractions', 'results_markdown', 'plot_accuracy_vs_coverage', 'coverage_figure', 'plot_confusions',
@@ -46,6 +46,8 @@ class ReproduceConfig:
     size: int = bounded(96, *SIZE_RANGE)
     test_fraction: float = bounded(0.2, 0.0, 1.0)            # identities held out for the test set (16 of 80)
     val_fraction: float = bounded(0.15, 0.0, 1.0)            # identities of the training split held out for validation
+    extra_identities: int = bounded(400, 0)  # SynthFace only: more training people, rendered from `extra_seed` (never in val or test); every model trained here sees them
+    extra_seed: int = 10_000                 # SynthFace identity seed of the extra people: disjoint from `split_seed`'s
     split_seed: int = 0                      # fixed data split for all seeds
     seeds: tuple[int, ...] = (0, 1, 2)
     variants: int = bounded(4, 1)                    # the poster's protocol: 4 occluded copies per test face ...
@@ -106,14 +108,25 @@ def reproduce_command(cfg: ReproduceConfig, out: str | Path) -> str:
     return " ".join(["deocc reproduce"] + (["--quick"] if base == "quick" else []) + diff + [f"--out {out}"])
 
 # %% ../nbs/07b_reproduce.ipynb #5fe0232d
+def more_people(cfg: ReproduceConfig, n_base: int) -> FaceSet | None:
+    "SynthFace's `extra_identities` training people from `extra_seed`, numbered after the `n_base` people of the split (None: none, or real data)."
+    if cfg.data != "synth" or not cfg.extra_identities: return None
+    ex = synthface(cfg.extra_identities, cfg.frames, cfg.size, seed=cfg.extra_seed)
+    return FaceSet(ex.images, ex.labels, ex.identities + n_base, ex.classes, ex.landmarks, dict(ex.meta), "synthface-extra")
+
 def split_data(cfg: ReproduceConfig) -> tuple[FaceSet, FaceSet, FaceSet]:
-    "(train, val, test) FaceSets of the experiment: subject-independent, fixed by `split_seed`."
+    "(train, val, test) FaceSets of the experiment: subject-independent, fixed by `split_seed`; train gains `more_people`."
     if cfg.data == "synth": fs = synthface(cfg.n_identities, cfg.frames, cfg.size, seed=cfg.split_seed)
     else: fs = load_dataset(cfg.data, split="all", size=cfg.size, seed=cfg.split_seed)
     tr, te = split_by_identity(fs.identities, cfg.test_fraction, cfg.split_seed)
     train_all, test = fs.subset(tr), fs.subset(te)
     tr2, va = split_by_identity(train_all.identities, cfg.val_fraction, cfg.split_seed + 1)
-    return train_all.subset(tr2), train_all.subset(va), test
+    train, extra = train_all.subset(tr2), more_people(cfg, int(fs.identities.max()) + 1)
+    if extra is not None:
+        train = FaceSet(torch.cat([train.images, extra.images]), torch.cat([train.labels, extra.labels]),
+                        torch.cat([train.identities, extra.identities]), train.classes,
+                        torch.cat([train.landmarks, extra.landmarks]), {}, f"{train.name}+extra")
+    return train, train_all.subset(va), test
 
 def heldout_available(kind: str) -> bool:
     "Whether `kind` is an occluder family `deocc.occlude` can draw (the held-out test set is skipped otherwise)."

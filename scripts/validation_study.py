@@ -8,8 +8,16 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     smallest checkpoint within `--tolerance` points of the best final validation accuracy (the bundle must stay small).
   - dstar_p<p>: D* with the judge's backbone and budget `dstar_steps`, with a share p of occluded training faces;
     scored by accuracy on occluded validation faces.
-  - C_lambda<l>: C fine-tuned from the seed-0 pretrained de-occluder with lambda_expr = l; needs --results, a
-    `deocc reproduce` folder whose seed0/pretrain (and, for the in-package teacher, seed0/fer) stages are done.
+  - pretrain_extra<n>: the shared de-occluder pretraining (the no_expr recipe, `deocc_pretrain_steps` from scratch)
+    with n extra SynthFace training people; scored by PSNR inside the hole and mask IoU on validation faces.
+  - mask_post: the seed-0 C of a `deocc reproduce` folder (--results) with the predicted mask thresholded at 0.5,
+    0.35 or 0.2 and grown by 0, 1 or 2 pixels; PSNR of the whole face, inside and outside the true mask, mask IoU and
+    the share of occluded pixels the mask misses. Rule: the best PSNR of the whole face.
+  - C_lambda<l>, C_kl, C_feat: C fine-tuned from the seed-0 pretrained de-occluder with lambda_expr = l (CE), or with
+    the label-free KL or the feature-matching L_expr at 0.3; needs --results, a `deocc reproduce` folder whose
+    seed0/pretrain, seed0/fer and judge stages are done. Scored by the training FER and by the run's independent judge
+    on the validation faces, occluded with the test protocol (4 variants) but the validation seed. Rule: the highest
+    judge accuracy on restored validation faces; within `--tolerance` points, the smaller lambda_expr, then CE.
 
 Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py [--results DIR] [--set KEY=VALUE ...] [VARIANT ...]
 (--set changes the ReproduceConfig as in `deocc reproduce`, e.g. --set judge_steps=300 for a cheaper screen.)
@@ -20,7 +28,9 @@ from pathlib import Path
 
 import torch
 from deocc.core import DeoccError, add_options
-from deocc.models import n_params
+from deocc.evaluate import predict_labels, restore_faces
+from deocc.models import create_model, n_params
+from deocc.occlude import occlusion_protocol
 from deocc.reproduce import (REPRODUCE_PRESETS, Run, check_config, deocc_train_config, dstar_train_config, judge_train_config,
                              split_data)
 from deocc.train import apply_settings, train_deoccluder, train_fer
@@ -30,6 +40,9 @@ VARIANTS = {   # name: (kind, settings)
     **{f"judge_{b}": ("judge", dict(backbone=b)) for b in JUDGES},
     **{f"dstar_p{p}": ("dstar", dict(p=p)) for p in (0.75, 0.9, 1.0)},
     **{f"C_lambda{l}": ("deocc", dict(lambda_expr=l)) for l in (0.1, 0.3, 1.0)},
+    **{f"C_{k}": ("deocc", dict(lambda_expr=0.3, expr_loss=k)) for k in ("kl", "feat")},
+    **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
+    "mask_post": ("mask", {}),
 }
 
 
@@ -47,15 +60,55 @@ def dstar_variant(cfg, train, val, p: float) -> dict:
     return dict(val_acc_occluded=[round(r["val_acc_occluded"], 3) for r in h], final=round(h[-1]["val_acc_occluded"], 4))
 
 
-def deocc_variant(cfg, train, val, results: Path, lambda_expr: float) -> dict:
-    "The reproduce's C recipe from the seed-0 pretrained de-occluder with `lambda_expr`: validation logs per epoch."
-    if results is None or not (results / "seed0" / "pretrain" / "done.json").exists():
-        sys.exit("C_lambda variants need --results: a deocc reproduce folder whose seed0/pretrain stage is done")
-    tc = deocc_train_config(cfg, "full", 0, cfg.deocc_steps, len(train), str(results / "seed0" / "pretrain" / "final"), lambda_expr=lambda_expr)
-    teacher = Run(cfg, results, "cpu").teacher(0)
-    _, h = train_deoccluder(train, teacher, tc, val, progress=False)
+def pretrain_variant(cfg, extra_identities: int) -> dict:
+    "The reproduce's shared pretraining with `extra_identities` extra training people: validation logs per validation."
+    train, val, _ = split_data(replace(cfg, extra_identities=extra_identities))
+    tc = deocc_train_config(cfg, "no_expr", 0, cfg.deocc_pretrain_steps, len(train), best_metric="psnr_mask")
+    _, h = train_deoccluder(train, None, tc, val, progress=False)
     keys = [k[4:] for k in h[-1] if k.startswith("val_")]
-    return {k: [round(r[f"val_{k}"], 4) for r in h] for k in keys}
+    return dict(n_train=len(train), step=[r["step"] for r in h if "val_psnr_mask" in r],
+                **{k: [round(r[f"val_{k}"], 4) for r in h if f"val_{k}" in r] for k in keys})
+
+VAL_SEED = 4321   # occluders of the validation protocol (the test protocol uses the run's test_seed)
+
+def deocc_variant(cfg, train, val, results: Path, settings: dict) -> dict:
+    "The reproduce's C recipe from the seed-0 pretrained de-occluder with `settings`: validation logs, FER and judge accuracy."
+    if results is None or not (results / "seed0" / "pretrain" / "done.json").exists():
+        sys.exit("C variants need --results: a deocc reproduce folder whose seed0/pretrain stage is done")
+    tc = deocc_train_config(cfg, "full", 0, cfg.deocc_steps, len(train), str(results / "seed0" / "pretrain" / "final"), **settings)
+    run = Run(cfg, results, "cpu")
+    model, h = train_deoccluder(train, run.teacher(0), tc, val, progress=False)
+    vo = occlusion_protocol(val, variants=cfg.variants, levels=cfg.levels, kind=cfg.kind, seed=VAL_SEED)
+    restored, _ = restore_faces(model, vo.images, None)
+    acc = lambda m, x: round(float((predict_labels(m, x) == vo.labels).float().mean()), 4)
+    keys = [k[4:] for k in h[-1] if k.startswith("val_")]
+    return dict(settings, **{k: [round(r[f"val_{k}"], 4) for r in h] for k in keys},
+                fer_occluded=acc(run.teacher(0), vo.images), fer_restored=acc(run.teacher(0), restored),
+                judge_occluded=acc(run.judge(0), vo.images), judge_restored=acc(run.judge(0), restored))
+
+def mask_variant(cfg, val, results: Path) -> dict:
+    "The seed-0 C of `results` with each threshold and dilation of its predicted mask, on the validation protocol."
+    if results is None or not (results / "seed0" / "full" / "done.json").exists(): sys.exit("mask_post needs --results with seed0/full done")
+    vo = occlusion_protocol(val, variants=cfg.variants, levels=cfg.levels, kind=cfg.kind, seed=VAL_SEED)
+    clean, true = vo.meta["clean"].float() / 255, vo.meta["mask"].float()
+    rows = []
+    for thr in (0.5, 0.35, 0.2):
+        for dil in (0, 1, 2):
+            model = create_model(results / "seed0" / "full" / "final", mask_threshold=thr, mask_dilate=dil)
+            restored, used = restore_faces(model, vo.images, None)
+            err = (restored - clean).pow(2)
+            db = lambda w: round(float(10 * torch.log10(1 / ((err * w).sum() / (3 * w.sum())))), 2)
+            rows.append(dict(threshold=thr, dilate=dil, psnr=db(torch.ones_like(true)), psnr_in=db(true), psnr_out=db(1 - true),
+                             iou=round(float((used.bool() & true.bool()).sum() / (used.bool() | true.bool()).sum()), 3),
+                             missed=round(float((true.bool() & ~used.bool()).sum() / true.sum()), 4)))
+    best = max(rows, key=lambda r: r["psnr"])
+    return dict(grid=rows, choice=dict(threshold=best["threshold"], dilate=best["dilate"]))
+
+def choose_deocc(rows: list[dict], tolerance: float) -> dict:
+    "The C variant with the best judge accuracy on restored validation faces; within `tolerance` points, the smallest lambda_expr, CE first."
+    best = max(r["judge_restored"] for r in rows)
+    ok = [r for r in rows if r["judge_restored"] >= best - tolerance / 100]
+    return min(ok, key=lambda r: (r["lambda_expr"], r.get("expr_loss", "ce") != "ce"))
 
 
 def choose_judge(rows: list[dict], tolerance: float) -> dict:
@@ -70,7 +123,7 @@ def main(argv=None):
     p.add_argument("variants", nargs="*", metavar="VARIANT", help="any of: " + ", ".join(VARIANTS) + " (default: all)")
     p.add_argument("--results", type=Path, default=None, help="deocc reproduce folder (C_lambda variants)")
     add_options(p, "set")                             # ReproduceConfig settings, as in deocc reproduce
-    p.add_argument("--tolerance", type=float, default=1.0, help="judge rule: points below the best that still count")
+    p.add_argument("--tolerance", type=float, default=1.0, help="both rules: points below the best that still count")
     ns = p.parse_args(argv)
     unknown = [v for v in ns.variants if v not in VARIANTS]
     if unknown: p.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
@@ -78,13 +131,17 @@ def main(argv=None):
     try: cfg = check_config(apply_settings(REPRODUCE_PRESETS["full"], ns.set, "reproduce"))
     except DeoccError as e: p.error(str(e))
     train, val, _ = split_data(cfg)                       # the test identities are split off and never used here
-    judges = []
+    judges, deoccs = [], []
     for name in ns.variants or list(VARIANTS):
         kind, s = VARIANTS[name]; t0 = time.time()
         if kind == "judge": res = judge_variant(cfg, train, val, s["backbone"]); judges.append(res)
         elif kind == "dstar": res = dstar_variant(cfg, train, val, s["p"])
-        else: res = deocc_variant(cfg, train, val, ns.results, s["lambda_expr"])
+        elif kind == "pretrain": res = pretrain_variant(cfg, s["extra_identities"])
+        elif kind == "mask": res = mask_variant(cfg, val, ns.results)
+        else: res = deocc_variant(cfg, train, val, ns.results, s); deoccs.append(dict(res, variant=name))
         print(json.dumps(dict(variant=name, seconds=round(time.time() - t0), **res)), flush=True)
+    if len(deoccs) > 1:
+        print(json.dumps(dict(deocc_choice=choose_deocc(deoccs, ns.tolerance)["variant"], tolerance=ns.tolerance)), flush=True)
     if len(judges) > 1: print(json.dumps(dict(judge_choice=choose_judge(judges, ns.tolerance)["backbone"], tolerance=ns.tolerance)), flush=True)
 
 

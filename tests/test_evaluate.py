@@ -11,7 +11,7 @@ KEYS = {"n", "accuracy_input", "accuracy_restored", "accuracy_clean", "psnr_inpu
         "judge_accuracy_input", "judge_accuracy_restored"}
 
 # `deocc reproduce --quick` shrunk to seconds with the same --set flags a user has
-TINY = ["n_identities=6", "frames=1", "size=32", "fer_steps=3", "judge_steps=3", "dstar_steps=3", "deocc_pretrain_steps=2",
+TINY = ["n_identities=6", "extra_identities=2", "frames=1", "size=32", "fer_steps=3", "judge_steps=3", "dstar_steps=3", "deocc_pretrain_steps=2",
         "deocc_steps=2", "test_fraction=0.34", "val_fraction=0.25", "batch_size=8", "bootstrap=200"]
 STAGES = ("shared/judge", "shared/dstar", "seed0/fer", "seed0/fer_occ", "seed0/pretrain", "seed0/no_expr", "seed0/full")
 

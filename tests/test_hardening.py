@@ -635,7 +635,7 @@ def test_train_fer_killed_mid_epoch_resumes_exactly(tmp_path):
 
 
 # the README's main job, `deocc reproduce --quick`, shrunk to seconds with --set (the same flags a user has)
-TINY_SETS = ["n_identities=6", "frames=1", "size=32", "fer_steps=6", "judge_steps=2", "dstar_steps=2", "deocc_pretrain_steps=2",
+TINY_SETS = ["n_identities=6", "extra_identities=2", "frames=1", "size=32", "fer_steps=6", "judge_steps=2", "dstar_steps=2", "deocc_pretrain_steps=2",
              "deocc_steps=2", "test_fraction=0.34", "val_fraction=0.25", "batch_size=8"]
 REPRODUCE = [BIN / "deocc", "reproduce", "--quick", *[a for s in TINY_SETS for a in ("--set", s)], "--no-progress", "--out"]
 STAGES = ("seed0/fer", "shared/judge", "shared/dstar", "seed0/fer_occ", "seed0/pretrain", "seed0/no_expr", "seed0/full")   # the trained ones

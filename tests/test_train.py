@@ -64,10 +64,10 @@ def test_train_settings_from_the_command_line(run_deocc, fer_dir, tmp_path):
     "--lambda-expr and --set KEY=VALUE reach the saved training config; a bad key fails before any work."
     out = tmp_path / "set"
     run_deocc("train", "--fer", fer_dir, "--out", out, "--max-steps", "1", "--lambda-expr", "0.7", "--set", "train_dilate=3",
-              "--set", "expr_loss=feat", "--set", "model.mask_dilate=1", "--set", "best_metric=psnr_mask", *TINY, check=0)
+              "--set", "expr_loss=feat", "--set", "model.mask_dilate=2", "--set", "best_metric=psnr_mask", *TINY, check=0)
     tc = json.loads((out / "last" / "train_config.json").read_text())
     assert (tc["loss"]["lambda_expr"], tc["train_dilate"], tc["loss"]["expr_loss"], tc["model"]["mask_dilate"], tc["best_metric"]) == \
-           (0.7, 3, "feat", 1, "psnr_mask")
+           (0.7, 3, "feat", 2, "psnr_mask")
     r = run_deocc("train", "--fer", fer_dir, "--out", tmp_path / "bad", "--set", "lambda_exprr=1", *TINY, check=2)
     assert "unknown training setting 'lambda_exprr'" in r.stderr and "Traceback" not in r.stderr
     r = run_deocc("train", "--fer", fer_dir, "--out", tmp_path / "bad", "--set", "lambda_expr", *TINY, check=2)
