@@ -111,7 +111,7 @@ class LossConfig:
     hole_weight: float = bounded(6.0, 0.0)      # L_pixel's weight inside the hole ...
     valid_weight: float = bounded(1.0, 0.0)     # ... and outside it
     mask_dice: float = bounded(1.0, 0.0)        # weight of Dice beside BCE in L_mask
-    expr_loss: str = "ce"         # "ce" (poster, labelled), "kl" (label-free, to FER(clean)) or "feat" (FER features of the clean face)
+    expr_loss: str = "feat"       # "feat" (FER features of the clean face; chosen on validation), "ce" (poster, labelled) or "kl" (to FER(clean))
     expr_temperature: float = bounded(1.0, 1e-3) # softening of the KL variant
     pixel_loss: str = "l2"        # "l2" (poster) or "l1"
     adv_loss: str = "lsgan"       # "lsgan" (default) or "hinge"
@@ -122,7 +122,7 @@ class LossConfig:
         check_fields(self)
 
 LOSS_PRESETS: dict[str, LossConfig] = {
-    "full": LossConfig(),                      # poster's model C: L_expr + L_pixel + L_adv (+ L_mask)
+    "full": LossConfig(),                      # model C: L_expr + L_pixel + L_adv (+ L_mask)
     "no_expr": LossConfig(lambda_expr=0.0),    # poster's model B: L_pixel + L_adv (+ L_mask)
 }
 

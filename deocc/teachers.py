@@ -113,9 +113,11 @@ class MiniXception(nn.Module):
         self.blocks = nn.Sequential(*[XceptionBlock(a, b) for a, b in zip((8,) + tuple(widths[:-1]), widths)])
         self.head = nn.Conv2d(widths[-1], n_classes, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
-        return self.head(self.blocks(x)).mean((2, 3))
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.head(self.trunk(x)).mean((2, 3))
+    def features(self, x: torch.Tensor) -> torch.Tensor: return self.trunk(x).mean((2, 3))   # (B, 128): the map the head reads, pooled
 
 # %% ../nbs/08_teachers.ipynb #e818550c
 class DenseBlock(nn.Module):
@@ -139,8 +141,8 @@ class FaceExpressionNet(nn.Module):
                                      for i, (a, b) in enumerate(zip((3,) + tuple(widths[:-1]), widths))])
         self.fc = nn.Linear(widths[-1], n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(F.avg_pool2d(self.dense(x), 7, 2).flatten(1))   # 7×7 map → 1×1, as in face-api
+    def features(self, x: torch.Tensor) -> torch.Tensor: return F.avg_pool2d(self.dense(x), 7, 2).flatten(1)   # (B, 256): 7×7 map → 1×1, as in face-api
+    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.fc(self.features(x))
 
 ARCHS: dict[str, type[nn.Module]] = {"mini_xception": MiniXception, "face_expression_net": FaceExpressionNet}
 
@@ -188,6 +190,10 @@ class Teacher(PretrainedMixin, nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         "`(B, 3, H, W)` in [0, 1] → `(B, 6)` logits in `EXPRESSIONS` order (neutral dropped)."
         return self.forward_raw(images).index_select(1, self.index)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        "`(B, 3, H, W)` in [0, 1] → `(B, D)` the pooled features the classifier reads (L_expr's `feat` variant)."
+        return self.net.features(self.preprocess(images))
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu", pretrained: bool = True, **overrides) -> "Teacher":
