@@ -19,7 +19,7 @@ from .core import (DeoccError, EXPRESSIONS, FaceSet, SIZE_RANGE, add_options, bo
 from .metrics import accuracy, confusion_matrix, mask_iou, psnr, region_metrics, ssim
 from .models import create_model
 from .occlude import load_occluder_art
-from .train import apply_settings, predict_proba, restore_all, to_float
+from .train import apply_settings, predict_masks, predict_proba, restore_all, to_float
 
 # %% auto #0
 __all__ = ['CLASSIFIERS', 'telea_inpaint', 'predict_labels', 'restore_faces', 'true_mask', 'evaluate_methods', 'EvaluateConfig',
@@ -80,18 +80,19 @@ def _grouped(pred: torch.Tensor, target: torch.Tensor, groups: Sequence) -> dict
     return out
 
 # %% ../nbs/07_evaluate.ipynb #6b2f8d33
-def _views(test: FaceSet, deocc_B, deocc_C, device, batch_size: int, telea_radius: int) -> tuple[dict, dict]:
-    "({method: images the classifiers see}, {B/C: predicted masks}) for one occluded test set."
+def _views(test: FaceSet, deocc_B, deocc_C, device, batch_size: int, telea_radius: int) -> tuple[dict, dict, dict]:
+    "({method: images the classifiers see}, {B/C: the holes they filled}, {B/C: their mask nets' own masks}) for one occluded test set."
     occ, mask = test.images, true_mask(test)
-    views, masks = {"clean": test.meta["clean"], "A": occ}, {}
+    views, masks, own = {"clean": test.meta["clean"], "A": occ}, {}, {}
     for key, model in (("B", deocc_B), ("C", deocc_C)):
         if model is None: continue
         views[key], m = restore_faces(model, occ, None, device, batch_size)
         if m is not None: masks[key] = m
+        if getattr(model, "mask_net", None) is not None: own[key] = predict_masks(model, occ, batch_size, device)
     if deocc_C is not None: views["C_true"] = _fill(deocc_C, occ, mask, device, batch_size)
     views["telea_true"] = telea_inpaint(occ, mask, telea_radius)
     if "C" in masks: views["telea_pred"] = telea_inpaint(occ, masks["C"], telea_radius)
-    return views, masks
+    return views, masks, own
 
 def _record(res: dict, name: str, pred: torch.Tensor, y: torch.Tensor, kinds, levels, n_classes: int):
     "Store one method's predictions in one classifier's results."
@@ -101,12 +102,14 @@ def _record(res: dict, name: str, pred: torch.Tensor, y: torch.Tensor, kinds, le
     res["confusion"][name] = confusion_matrix(pred, y, n_classes).tolist()
     res["correct"][name] = (pred == y).int().tolist()
 
-def _restoration(test: FaceSet, views: dict, masks: dict) -> tuple[dict, dict]:
-    "({method: mean per-image PSNR/SSIM in and out of the true mask}, {B/C: mean per-image IoU of the predicted mask})."
+def _restoration(test: FaceSet, views: dict) -> dict:
+    "{method: mean per-image PSNR/SSIM in and out of the true mask}."
     clean, mask = to_float(test.meta["clean"], "cpu"), true_mask(test)
-    rest = {m: {k: float(v.mean()) for k, v in region_metrics(to_float(views[m], "cpu"), clean, mask).items()}
-            for m in views if m != "clean"}
-    return rest, {k: float(mask_iou(m, mask).mean()) for k, m in masks.items()}
+    return {m: {k: float(v.mean()) for k, v in region_metrics(to_float(views[m], "cpu"), clean, mask).items()} for m in views if m != "clean"}
+
+def _ious(test: FaceSet, masks: dict) -> dict:
+    "{B/C: mean per-image IoU of a mask with the true one}."
+    return {k: float(mask_iou(m, true_mask(test)).mean()) for k, m in masks.items()}
 
 # %% ../nbs/07_evaluate.ipynb #8e4a1c27
 def evaluate_methods(test: FaceSet,                  # occluded test set from `occlusion_protocol` (meta: clean, mask, kind, level, source)
@@ -114,9 +117,9 @@ def evaluate_methods(test: FaceSet,                  # occluded test set from `o
                      deocc_B=None, deocc_C=None,     # de-occluders: no L_expr (B) and full (C), blind
                      fer_occ=None, fer_star=None,    # classifiers of occluded faces: D and D*
                      device="cpu", batch_size: int = 128, telea_radius: int = 3) -> dict:
-    "Every number of one run on one occluded test set: `{fer: {...}, judge: {...}, restoration, mask_iou, clusters}`."
+    "Every number of one run on one occluded test set: `{fer: {...}, judge: {...}, restoration, mask_iou, hole_iou, clusters}`."
     dev = resolve_device(device)
-    views, masks = _views(test, deocc_B, deocc_C, dev, batch_size, telea_radius)
+    views, masks, net_masks = _views(test, deocc_B, deocc_C, dev, batch_size, telea_radius)
     y, n_cls = test.labels, len(test.classes)
     kinds = _kinds(test)
     levels = [round(float(l), 2) for l in test.meta.get("level", torch.zeros(len(test)))]
@@ -127,7 +130,8 @@ def evaluate_methods(test: FaceSet,                  # occluded test set from `o
         r = res[clf] = dict(accuracy={}, per_kind={}, per_level={}, confusion={}, correct={})
         for name, imgs in views.items(): _record(r, name, predict_labels(model, imgs, dev, batch_size), y, kinds, levels, n_cls)
         for name, pred in own.items(): _record(r, name, pred, y, kinds, levels, n_cls)   # D, D*: their own reading
-    res["restoration"], res["mask_iou"] = _restoration(test, views, masks)
+    res["restoration"] = _restoration(test, views)
+    res["mask_iou"], res["hole_iou"] = _ious(test, net_masks), _ious(test, masks)   # the mask net's own mask; the hole filled (grown)
     return res
 
 # %% ../nbs/07_evaluate.ipynb #4d8ffc18

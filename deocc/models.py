@@ -358,9 +358,10 @@ class Deoccluder(PretrainedMixin, nn.Module):
         if self.mask_net is None: raise DeoccError("a guided de-occluder predicts no mask; pass mask= or use a blind one")
         return self.mask_net((images - self.mean) / self.std)
 
-    def hard_mask(self, logits: torch.Tensor) -> torch.Tensor:
-        "Logits (B, 1, H, W) → the mask the composite uses, {0, 1}: thresholded, grown by `mask_dilate` pixels."
-        return dilate((torch.sigmoid(logits.detach().float()) >= self.config.mask_threshold).to(logits.dtype), self.config.mask_dilate)
+    def hard_mask(self, logits: torch.Tensor, grow: bool = True) -> torch.Tensor:
+        "Logits (B, 1, H, W) → the mask the composite uses, {0, 1}: thresholded, grown by `mask_dilate` pixels (unless not `grow`)."
+        m = (torch.sigmoid(logits.detach().float()) >= self.config.mask_threshold).to(logits.dtype)
+        return dilate(m, self.config.mask_dilate) if grow else m
 
     def fill(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         "The fill net's RGB (B, 3, H, W) in [0, 1] from the image with its hole pre-filled (`fill_init`) and the mask."

@@ -30,9 +30,9 @@ from .data import load_dataset
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'FERTrainConfig', 'TrainConfig', 'apply_settings', 'train_preset', 'fer_train_config',
            'step_generator', 'epoch_batches', 'seeded', 'flatten_state', 'unflatten_state', 'History', 'fit',
-           'check_replicas', 'augment', 'occlude_batch', 'to_float', 'predict_proba', 'restore_all', 'train_fer',
-           'init_weights', 'DeoccStep', 'train_deoccluder', 'fer_speed', 'train_step_speed', 'load_train_val',
-           'train_fer_cmd', 'train_cmd', 'bundle', 'bundle_size']
+           'check_replicas', 'augment', 'occlude_batch', 'to_float', 'predict_proba', 'restore_all', 'predict_masks',
+           'train_fer', 'init_weights', 'DeoccStep', 'train_deoccluder', 'fer_speed', 'train_step_speed',
+           'load_train_val', 'train_fer_cmd', 'train_cmd', 'bundle', 'bundle_size']
 
 # %% ../nbs/06_train.ipynb #0c4dff07
 @dataclass
@@ -436,6 +436,17 @@ def restore_all(deoccluder: Deoccluder, images: torch.Tensor, # (N, 3, H, W) occ
     if not rs: return torch.empty(0, 3, *images.shape[-2:]), torch.empty(0, 1, *images.shape[-2:])
     return torch.cat(rs), torch.cat(ms)
 
+@torch.inference_mode()
+def predict_masks(deoccluder: Deoccluder, images: torch.Tensor, # (N, 3, H, W) occluded, float in [0, 1] or uint8
+                  batch_size: int = 128, device: str | torch.device | None = None) -> torch.Tensor:
+    "The mask net's own hard masks (N, 1, H, W) float in {0, 1}, thresholded but not grown by `mask_dilate` (what mask IoU scores), on the CPU."
+    dev = resolve_device(device) if device is not None else next(deoccluder.parameters()).device
+    was_training = deoccluder.training; deoccluder.to(dev).eval()
+    try: ms = [deoccluder.hard_mask(deoccluder.mask_logits(to_float(images[i:i + batch_size], dev)), grow=False).float().cpu()
+               for i in range(0, len(images), batch_size)]
+    finally: deoccluder.train(was_training)
+    return torch.cat(ms) if ms else torch.empty(0, 1, *images.shape[-2:])
+
 # %% ../nbs/06_train.ipynb #39fda2eb
 def _check_data(train: FaceSet, n_classes: int | None = None, what: str = "training set"):
     if train is None or len(train) == 0: raise DeoccError(f"the {what} is empty: point --data at a folder with faces")
@@ -580,10 +591,10 @@ def _validator(cfg: TrainConfig, g: Deoccluder, fer: nn.Module | None, val: Face
         base = {"acc_clean": accuracy(predict_proba(fer, val.images, cfg.eval_batch_size, dev), val.labels),
                 "acc_occluded": accuracy(predict_proba(fer, vx, cfg.eval_batch_size, dev), val.labels)}
     def validate():
-        r, used = restore_all(g, vx, vm if g.mode == "guided" else None, cfg.eval_batch_size, dev)
+        r, _ = restore_all(g, vx, vm if g.mode == "guided" else None, cfg.eval_batch_size, dev)
         res = dict(base, psnr_mask=psnr(r, clean, vm, pooled=True), psnr_outside=psnr(r, clean, 1 - vm, pooled=True),
                    pixel=F.mse_loss(r, clean).item())
-        if g.mode == "blind": res["mask_iou"] = mask_iou(used, vm, pooled=True)
+        if g.mode == "blind": res["mask_iou"] = mask_iou(predict_masks(g, vx, cfg.eval_batch_size, dev), vm, pooled=True)   # the mask net's, not grown
         if fer is not None: res["acc_restored"] = accuracy(predict_proba(fer, r, cfg.eval_batch_size, dev), val.labels)
         return res
     return validate
