@@ -45,7 +45,7 @@ def test_train_deoccluder_cli(run_deocc, fer_dir, tmp_path):
     r = run_deocc("train", "--preset", "full", "--fer", fer_dir, "--out", out, "--max-steps", "2", *TINY, check=0)
     assert "train --preset full: 2 steps" in r.stdout and "acc_restored=" in r.stdout and "mask_iou=" in r.stdout
     meta = json.loads((out / "best" / "config.json").read_text())
-    assert meta["type"] == "deoccluder" and meta["config"]["mode"] == "blind" and meta["format"] == 2
+    assert meta["type"] == "deoccluder" and meta["config"]["mode"] == "blind" and meta["format"] == 3
     tc = json.loads((out / "best" / "train_config.json").read_text())
     from deocc.losses import LOSS_PRESETS
     assert tc["loss"]["lambda_expr"] == LOSS_PRESETS["full"].lambda_expr > 0 and tc["preset"] == "full"
