@@ -17,7 +17,7 @@ from einops import rearrange
 from .core import (DeoccError, EXPRESSIONS, FaceSet, SIZE_RANGE, add_options, bounded, check_fields, command,
                    load_imagefolder, resolve_device, to_uint8, common_side)
 from .metrics import accuracy, confusion_matrix, mask_iou, psnr, region_metrics, ssim
-from .models import create_model
+from .models import create_model, dilate
 from .occlude import load_occluder_art
 from .train import apply_settings, predict_masks, predict_proba, restore_all, to_float
 
@@ -86,9 +86,13 @@ def _views(test: FaceSet, deocc_B, deocc_C, device, batch_size: int, telea_radiu
     views, masks, own = {"clean": test.meta["clean"], "A": occ}, {}, {}
     for key, model in (("B", deocc_B), ("C", deocc_C)):
         if model is None: continue
-        views[key], m = restore_faces(model, occ, None, device, batch_size)
-        if m is not None: masks[key] = m
-        if getattr(model, "mask_net", None) is not None: own[key] = predict_masks(model, occ, batch_size, device)
+        if getattr(model, "mask_net", None) is None:
+            views[key], m = restore_faces(model, occ, None, device, batch_size)
+            if m is not None: masks[key] = m
+            continue
+        own[key] = predict_masks(model, occ, batch_size, device)             # the mask net runs once: its own mask ...
+        masks[key] = dilate(own[key], model.config.mask_dilate)             # ... grown as the blind model grows it ...
+        views[key], _ = restore_faces(model, occ, masks[key], device, batch_size)   # ... and filled: the blind restoration
     if deocc_C is not None: views["C_true"] = _fill(deocc_C, occ, mask, device, batch_size)
     views["telea_true"] = telea_inpaint(occ, mask, telea_radius)
     if "C" in masks: views["telea_pred"] = telea_inpaint(occ, masks["C"], telea_radius)
