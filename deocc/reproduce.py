@@ -175,7 +175,7 @@ class Stage:
     seed: int                      # the run's seed (training seeds of shared stages come from the config)
     deps: tuple[str, ...] = ()     # stages that must be done first
 
-STAGE_KINDS = ("fer", "pretrain", "full", "no_expr", "judge", "dstar", "fer_occ", "eval")   # priority order, inputs first
+STAGE_KINDS = ("fer", "pretrain", "full", "no_expr", "judge", "dstar", "fer_occ", "eval", "eval_heldout")   # priority order, inputs first
 
 def _judge_stage(cfg: ReproduceConfig, seed: int) -> str | None:
     if cfg.judge != "deocc-judge": return None
@@ -195,7 +195,8 @@ def plan_stages(cfg: ReproduceConfig) -> list[Stage]:
         if init: st.append(Stage(p + "pretrain", "pretrain", s, fer))
         st += [Stage(p + k, k, s, fer + init) for k in ("no_expr", "full")]
         models = fer + (p + "fer_occ", p + "no_expr", p + "full", "shared/dstar") + tuple(x for x in [_judge_stage(cfg, s)] if x)
-        st.append(Stage(p + "eval", "eval", s, models))
+        st.append(Stage(p + "eval", "eval", s, models))                  # the main test set ...
+        if heldout_available(cfg.heldout_kind): st.append(Stage(p + "eval_heldout", "eval_heldout", s, models))   # ... and the held-out one, in parallel
     return sorted(st, key=lambda x: (STAGE_KINDS.index(x.kind), x.seed))
 
 # %% ../nbs/07b_reproduce.ipynb #7b3d9e26
@@ -203,16 +204,24 @@ class Run:
     "The shared state of one reproduce run in one process: config, folder, device, data and trained models by stage name."
     def __init__(self, cfg: ReproduceConfig, out: Path, device, progress: bool = True, log=print):
         self.cfg, self.out, self.dev, self.progress, self.log = cfg, Path(out), resolve_device(device), progress, log
+        self._tests: dict[str, FaceSet] = {}
 
     @cached_property
     def data(self) -> tuple[FaceSet, FaceSet, FaceSet]: return split_data(self.cfg)
 
-    @cached_property
-    def test_sets(self) -> dict[str, FaceSet]:
-        "The occluded test sets: `main` (the training family) and, if that occluder kind exists, `heldout`."
-        test, kinds = self.data[2], {"main": self.cfg.kind}
+    def test_kinds(self) -> dict[str, str]:
+        "The occluded test sets' occluder kinds: `main` (the training family) and, if that kind exists, `heldout`."
+        kinds = {"main": self.cfg.kind}
         if heldout_available(self.cfg.heldout_kind): kinds["heldout"] = self.cfg.heldout_kind
-        return {k: occluded_test_set(test, self.cfg, self.dev, kind) for k, kind in kinds.items()}
+        return kinds
+
+    def test_set(self, key: str) -> FaceSet:
+        "One occluded test set, `main` or `heldout`, rendered on first use."
+        if key not in self._tests: self._tests[key] = occluded_test_set(self.data[2], self.cfg, self.dev, self.test_kinds()[key])
+        return self._tests[key]
+
+    @property
+    def test_sets(self) -> dict[str, FaceSet]: return {k: self.test_set(k) for k in self.test_kinds()}
 
     def model(self, stage: str):
         "The final model of a finished training stage, e.g. `seed0/full`."
@@ -262,10 +271,11 @@ def _deocc_stage(run: Run, st: Stage, folder: Path):
     _train_stage(folder, lambda **kw: train_deoccluder(train, teacher, tc, val, device=run.dev, progress=run.progress, **kw), run.log)
 
 def _eval_stage(run: Run, st: Stage, folder: Path):
-    t0, s = time.time(), st.seed; run.log(f"  seed{s}/eval: evaluating")
+    "Every method on one test set: `eval` the main one, `eval_heldout` the held-out object categories."
+    t0, s, key = time.time(), st.seed, "heldout" if st.kind == "eval_heldout" else "main"; run.log(f"  {st.name}: evaluating")
     models = [run.teacher(s), run.judge(s), run.model(f"seed{s}/no_expr"), run.model(f"seed{s}/full"),
               run.model(f"seed{s}/fer_occ"), run.model("shared/dstar")]
-    res = {k: evaluate_methods(t, *models, device=run.dev, telea_radius=run.cfg.telea_radius) for k, t in run.test_sets.items()}
+    res = {key: evaluate_methods(run.test_set(key), *models, device=run.dev, telea_radius=run.cfg.telea_radius)}
     atomic_write_json(folder / "eval.json", res)
     atomic_write_json(folder / "done.json", dict(seconds=round(time.time() - t0, 1)))
 
@@ -274,7 +284,7 @@ def run_stage(run: Run, st: Stage) -> None:
     folder = run.out / st.name
     if _stage_done(folder): return
     seed_everything(zlib.crc32(st.name.encode()))
-    {"eval": _eval_stage, "pretrain": _deocc_stage, "no_expr": _deocc_stage, "full": _deocc_stage}.get(st.kind, _fer_stage)(run, st, folder)
+    {"eval": _eval_stage, "eval_heldout": _eval_stage, "pretrain": _deocc_stage, "no_expr": _deocc_stage, "full": _deocc_stage}.get(st.kind, _fer_stage)(run, st, folder)
 
 # %% ../nbs/07b_reproduce.ipynb #2c8f6a4d
 def default_jobs() -> int:
@@ -640,6 +650,14 @@ def _meta(run: Run, wall: float, jobs: int) -> dict:
     if "heldout" not in run.test_sets: m["held-out test set"] = f"skipped: occluder kind {cfg.heldout_kind!r} is not available"
     return m
 
+def _seed_results(out: Path, seed: int) -> dict:
+    "`{main: ..., heldout: ...}`: what the evaluation stages of one seed wrote."
+    res = {}
+    for stage in ("eval", "eval_heldout"):
+        f = out / f"seed{seed}" / stage / "eval.json"
+        if f.exists(): res.update(json.loads(f.read_text()))
+    return res
+
 def _log(*a): print(*a, flush=True)   # lines appear as they happen, in a terminal or a log file
 
 def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results", device="cpu", progress: bool = True,
@@ -654,7 +672,7 @@ def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results",
         if jobs > 1: _run_parallel(run, stages, jobs)
         else:
             for st in stages: run_stage(run, st)
-        evals = [json.loads((out / f"seed{s}" / "eval" / "eval.json").read_text()) for s in cfg.seeds]
+        evals = [_seed_results(out, s) for s in cfg.seeds]
         result = _write_report(run, evals, _meta(run, time.time() - t0, jobs), command or reproduce_command(cfg, out))
     log(f"wrote {out}/results.json, results.md, samples.png, accuracy_vs_coverage.png, confusion.png in {(time.time() - t0) / 60:.1f} min")
     return result

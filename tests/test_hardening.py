@@ -655,7 +655,7 @@ def test_reproduce_killed_resumes_without_redoing_stages(tmp_path):
     assert {s: after[s] for s in before} == before                       # finished stages were not recomputed ...
     assert {s: tree_hashes(out / s / "final") for s in before} == finals   # ... nor rewritten
     res = json.loads((out / "results.json").read_text())
-    assert set(res["stages"]) == {*STAGES, "seed0/eval"}                  # the run has exactly these stages
+    assert set(res["stages"]) == {*STAGES, "seed0/eval", "seed0/eval_heldout"}   # the run has exactly these stages
     for clf in ("fer", "judge"):                                         # the training FER's column and the judge's
         assert set(res["aggregate"][clf]["accuracy"]) >= {"clean", "A", "B", "C", "D", "Dstar"}, clf
     assert res["config"]["size"] == 32 and res["config"]["seeds"] == [0]            # --quick with the --set overrides
