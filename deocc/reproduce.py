@@ -288,8 +288,9 @@ def run_stage(run: Run, st: Stage) -> None:
 
 # %% ../nbs/07b_reproduce.ipynb #2c8f6a4d
 def default_jobs() -> int:
-    "Worker processes for `reproduce`: 2 where there are at least 2 CPU cores, else 1 (each runs one torch thread)."
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
+    "Worker processes for `reproduce`: 2 where this process may use at least 2 CPU cores, else 1 (each runs one torch thread)."
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)   # a taskset or container limit counts
+    return 2 if cores >= 2 else 1
 
 _RUNS: dict[str, Run] = {}   # a worker process's runs, so that the data is rendered once per process
 

@@ -14,7 +14,8 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     0.35 or 0.2 and grown by 0, 1 or 2 pixels; PSNR of the whole face, inside and outside the true mask, mask IoU and
     the share of occluded pixels the mask misses. Rule: the best PSNR of the whole face.
   - C_lambda<l>, C_kl, C_feat: C fine-tuned from the seed-0 pretrained de-occluder with lambda_expr = l (CE), or with
-    the label-free KL or the feature-matching L_expr at 0.3; needs --results, a `deocc reproduce` folder whose
+    the label-free KL or the feature-matching L_expr at 0.3; C_adv<a>, C_l1: the feature-matching C (the default) with
+    lambda_adv = a (default 0.05) or an L1 pixel loss, for sharper fills; needs --results, a `deocc reproduce` folder whose
     seed0/pretrain, seed0/fer and judge stages are done. Scored by the training FER and by the run's independent judge
     on the validation faces, occluded with the test protocol (4 variants) but the validation seed. Rule: the highest
     judge accuracy on restored validation faces; within `--tolerance` points, the smaller lambda_expr, then CE.
@@ -27,13 +28,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from deocc.core import DeoccError, add_options
+from deocc.core import DeoccError, add_options, image_grid, save_image
 from deocc.evaluate import predict_labels, restore_faces
 from deocc.models import create_model, n_params
 from deocc.occlude import occlusion_protocol
 from deocc.reproduce import (REPRODUCE_PRESETS, Run, check_config, deocc_train_config, dstar_train_config, judge_train_config,
                              split_data)
-from deocc.train import apply_settings, train_deoccluder, train_fer
+from deocc.train import apply_settings, to_float, train_deoccluder, train_fer
 
 JUDGES = ("resnet10t", "regnetx_002", "dla46_c", "test_resnet")
 VARIANTS = {   # name: (kind, settings)
@@ -41,6 +42,8 @@ VARIANTS = {   # name: (kind, settings)
     **{f"dstar_p{p}": ("dstar", dict(p=p)) for p in (0.75, 0.9, 1.0)},
     **{f"C_lambda{l}": ("deocc", dict(lambda_expr=l)) for l in (0.1, 0.3, 1.0)},
     **{f"C_{k}": ("deocc", dict(lambda_expr=0.3, expr_loss=k)) for k in ("kl", "feat")},
+    **{f"C_adv{a}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.2, 0.5)},   # sharper fills?
+    "C_l1": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", pixel_loss="l1")),
     **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
     "mask_post": ("mask", {}),
 }
@@ -71,7 +74,7 @@ def pretrain_variant(cfg, extra_identities: int) -> dict:
 
 VAL_SEED = 4321   # occluders of the validation protocol (the test protocol uses the run's test_seed)
 
-def deocc_variant(cfg, train, val, results: Path, settings: dict) -> dict:
+def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C", samples: Path | None = None) -> dict:
     "The reproduce's C recipe from the seed-0 pretrained de-occluder with `settings`: validation logs, FER and judge accuracy."
     if results is None or not (results / "seed0" / "pretrain" / "done.json").exists():
         sys.exit("C variants need --results: a deocc reproduce folder whose seed0/pretrain stage is done")
@@ -82,6 +85,8 @@ def deocc_variant(cfg, train, val, results: Path, settings: dict) -> dict:
     restored, _ = restore_faces(model, vo.images, None)
     acc = lambda m, x: round(float((predict_labels(m, x) == vo.labels).float().mean()), 4)
     keys = [k[4:] for k in h[-1] if k.startswith("val_")]
+    if samples is not None:   # the first validation faces: occluded above, restored below, to look at the fills
+        save_image(image_grid(torch.cat([to_float(vo.images[:12], "cpu"), restored[:12]]), ncols=12), samples / f"{name}.png")
     return dict(settings, **{k: [round(r[f"val_{k}"], 4) for r in h] for k in keys},
                 fer_occluded=acc(run.teacher(0), vo.images), fer_restored=acc(run.teacher(0), restored),
                 judge_occluded=acc(run.judge(0), vo.images), judge_restored=acc(run.judge(0), restored))
@@ -122,12 +127,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("variants", nargs="*", metavar="VARIANT", help="any of: " + ", ".join(VARIANTS) + " (default: all)")
     p.add_argument("--results", type=Path, default=None, help="deocc reproduce folder (C_lambda variants)")
+    p.add_argument("--samples", type=Path, default=None, help="folder for a PNG of validation restorations per C variant")
     add_options(p, "set")                             # ReproduceConfig settings, as in deocc reproduce
     p.add_argument("--tolerance", type=float, default=1.0, help="both rules: points below the best that still count")
     ns = p.parse_args(argv)
     unknown = [v for v in ns.variants if v not in VARIANTS]
     if unknown: p.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
     torch.set_num_threads(1)
+    if ns.samples is not None: ns.samples.mkdir(parents=True, exist_ok=True)
     try: cfg = check_config(apply_settings(REPRODUCE_PRESETS["full"], ns.set, "reproduce"))
     except DeoccError as e: p.error(str(e))
     train, val, _ = split_data(cfg)                       # the test identities are split off and never used here
@@ -138,7 +145,7 @@ def main(argv=None):
         elif kind == "dstar": res = dstar_variant(cfg, train, val, s["p"])
         elif kind == "pretrain": res = pretrain_variant(cfg, s["extra_identities"])
         elif kind == "mask": res = mask_variant(cfg, val, ns.results)
-        else: res = deocc_variant(cfg, train, val, ns.results, s); deoccs.append(dict(res, variant=name))
+        else: res = deocc_variant(cfg, train, val, ns.results, s, name, ns.samples); deoccs.append(dict(res, variant=name))
         print(json.dumps(dict(variant=name, seconds=round(time.time() - t0), **res)), flush=True)
     if len(deoccs) > 1:
         print(json.dumps(dict(deocc_choice=choose_deocc(deoccs, ns.tolerance)["variant"], tolerance=ns.tolerance)), flush=True)
