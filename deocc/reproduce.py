@@ -192,7 +192,7 @@ def plan_stages(cfg: ReproduceConfig) -> list[Stage]:
         if cfg.judge_per_seed and cfg.judge == "deocc-judge": st.append(Stage(p + "judge", "judge", s))
         st.append(Stage(p + "fer_occ", "fer_occ", s))
         init = (p + "pretrain",) if cfg.deocc_pretrain_steps else ()
-        if init: st.append(Stage(p + "pretrain", "pretrain", s, fer))
+        if init: st.append(Stage(p + "pretrain", "pretrain", s))         # no L_expr: needs no FER, starts at once
         st += [Stage(p + k, k, s, fer + init) for k in ("no_expr", "full")]
         models = fer + (p + "fer_occ", p + "no_expr", p + "full", "shared/dstar") + tuple(x for x in [_judge_stage(cfg, s)] if x)
         st.append(Stage(p + "eval", "eval", s, models))                  # the main test set ...
@@ -219,9 +219,6 @@ class Run:
         "One occluded test set, `main` or `heldout`, rendered on first use."
         if key not in self._tests: self._tests[key] = occluded_test_set(self.data[2], self.cfg, self.dev, self.test_kinds()[key])
         return self._tests[key]
-
-    @property
-    def test_sets(self) -> dict[str, FaceSet]: return {k: self.test_set(k) for k in self.test_kinds()}
 
     def model(self, stage: str):
         "The final model of a finished training stage, e.g. `seed0/full`."
@@ -266,9 +263,21 @@ def _deocc_stage(run: Run, st: Stage, folder: Path):
     pre = st.kind == "pretrain"
     init = str(run.out / f"seed{st.seed}" / "pretrain" / "final") if cfg.deocc_pretrain_steps and not pre else None
     tc = deocc_train_config(cfg, "full" if st.kind == "full" else "no_expr", st.seed,
-                            cfg.deocc_pretrain_steps if pre else cfg.deocc_steps, len(train), init)
-    teacher = run.teacher(st.seed)
+                            cfg.deocc_pretrain_steps if pre else cfg.deocc_steps, len(train), init,
+                            **(dict(best_metric="psnr_mask") if pre else {}))
+    teacher = None if pre else run.teacher(st.seed)    # the pretraining has no L_expr (its validation logs no FER accuracy)
     _train_stage(folder, lambda **kw: train_deoccluder(train, teacher, tc, val, device=run.dev, progress=run.progress, **kw), run.log)
+
+def _faces(run: Run) -> str:
+    "The data's sizes, as the report states them."
+    train, val, test = run.data
+    return f"train {len(train)} / validation {len(val)} / test {len(test)} ({len(test.identities.unique())} held-out identities)"
+
+def _write_samples(run: Run, path: Path):
+    "The sample grid of the first seed's B and C on the main test set."
+    s, names = run.cfg.seeds[0], run.names()
+    save_sample_grid(run.test_set("main"), run.teacher(s), run.model(f"seed{s}/no_expr"), run.model(f"seed{s}/full"),
+                     path, run.dev, telea_radius=run.cfg.telea_radius, fer_name=f"training FER, {names['fer']}")
 
 def _eval_stage(run: Run, st: Stage, folder: Path):
     "Every method on one test set: `eval` the main one, `eval_heldout` the held-out object categories."
@@ -276,8 +285,9 @@ def _eval_stage(run: Run, st: Stage, folder: Path):
     models = [run.teacher(s), run.judge(s), run.model(f"seed{s}/no_expr"), run.model(f"seed{s}/full"),
               run.model(f"seed{s}/fer_occ"), run.model("shared/dstar")]
     res = {key: evaluate_methods(run.test_set(key), *models, device=run.dev, telea_radius=run.cfg.telea_radius)}
+    if key == "main" and s == run.cfg.seeds[0]: _write_samples(run, folder / "samples.png")   # the report copies it
     atomic_write_json(folder / "eval.json", res)
-    atomic_write_json(folder / "done.json", dict(seconds=round(time.time() - t0, 1)))
+    atomic_write_json(folder / "done.json", dict(seconds=round(time.time() - t0, 1), faces=_faces(run)))
 
 def run_stage(run: Run, st: Stage) -> None:
     "Run one stage (nothing if it is done), its random state seeded from its name alone."
@@ -626,9 +636,9 @@ def _write_report(run: Run, evals: list[dict], meta: dict, command: str) -> dict
     atomic_write_text(out / "results.md", results_markdown(agg, command=command, meta=meta, names=names, heldout=held, stages=stages))
     _savefig(coverage_figure(agg, names), out / "accuracy_vs_coverage.png")
     _savefig(plot_confusions(agg["confusion_sum"], agg["classes"], names, seeds=len(evals)), out / "confusion.png")
-    s = cfg.seeds[0]
-    save_sample_grid(run.test_sets["main"], run.teacher(s), run.model(f"seed{s}/no_expr"), run.model(f"seed{s}/full"),
-                     out / "samples.png", run.dev, telea_radius=cfg.telea_radius, fer_name=f"training FER, {names['fer']}")
+    drawn = out / f"seed{cfg.seeds[0]}" / "eval" / "samples.png"   # drawn by the evaluation (a run of an older version: drawn here)
+    if drawn.exists(): atomic_write_bytes(out / "samples.png", drawn.read_bytes())
+    else: _write_samples(run, out / "samples.png")
     return result
 
 def stage_times(out: Path, cfg: ReproduceConfig) -> dict:
@@ -640,15 +650,16 @@ def stage_times(out: Path, cfg: ReproduceConfig) -> dict:
                              steps=json.loads(tc.read_text()).get("max_steps") if tc.exists() else None)
     return times
 
-def _meta(run: Run, wall: float, jobs: int) -> dict:
-    cfg, (train, val, test) = run.cfg, run.data
+def _meta(run: Run, evals: list[dict], wall: float, jobs: int) -> dict:
+    cfg = run.cfg
     stage_s = sum(s["seconds"] for s in stage_times(run.out, cfg).values())
+    faces = json.loads((run.out / f"seed{cfg.seeds[0]}" / "eval" / "done.json").read_text()).get("faces") or _faces(run)
     m = {"seeds": list(cfg.seeds), "device": str(run.dev), "machine": machine_description(run.dev),
          "processes": f"{jobs} worker process(es), 1 torch thread each", "wall_time_min": round(wall / 60, 1),
          "stage_time_min (sum over stages, as first run)": round(stage_s / 60, 1),
-         "faces": f"train {len(train)} / validation {len(val)} / test {len(test)} ({len(test.identities.unique())} held-out identities)"}
-    for k, t in run.test_sets.items(): m[f"{k} test set"] = f"{len(t)} images ({cfg.variants} occlusions per test face, {cfg.kind if k == 'main' else cfg.heldout_kind})"
-    if "heldout" not in run.test_sets: m["held-out test set"] = f"skipped: occluder kind {cfg.heldout_kind!r} is not available"
+         "faces": faces}
+    for k, kind in run.test_kinds().items(): m[f"{k} test set"] = f"{evals[0][k]['n']} images ({cfg.variants} occlusions per test face, {kind})"
+    if "heldout" not in run.test_kinds(): m["held-out test set"] = f"skipped: occluder kind {cfg.heldout_kind!r} is not available"
     return m
 
 def _seed_results(out: Path, seed: int) -> dict:
@@ -674,7 +685,7 @@ def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results",
         else:
             for st in stages: run_stage(run, st)
         evals = [_seed_results(out, s) for s in cfg.seeds]
-        result = _write_report(run, evals, _meta(run, time.time() - t0, jobs), command or reproduce_command(cfg, out))
+        result = _write_report(run, evals, _meta(run, evals, time.time() - t0, jobs), command or reproduce_command(cfg, out))
     log(f"wrote {out}/results.json, results.md, samples.png, accuracy_vs_coverage.png, confusion.png in {(time.time() - t0) / 60:.1f} min")
     return result
 
