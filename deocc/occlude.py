@@ -915,7 +915,7 @@ def _render(images: torch.Tensor | None, params: dict, landmarks: torch.Tensor |
     o = _render_art(None if images is None else images[i], {k: params[k][art] for k in ("seed", "kind", "target")},
                     None if landmarks is None else landmarks[i], cfg, (len(i), *occ.mask.shape[2:]), occ.mask.device)
     if images is not None: occ.image.index_copy_(0, i, o.image)
-    occ.mask.index_copy_(0, i, o.mask); occ.coverage.index_copy_(0, i, o.coverage)
+    occ.mask.index_copy_(0, i, o.mask.to(occ.mask.dtype)); occ.coverage.index_copy_(0, i, o.coverage.to(occ.coverage.dtype))   # art keeps the images' dtype
     for j, s in zip(i.tolist(), o.sprite): occ.sprite[j] = s
     return occ
 
