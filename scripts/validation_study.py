@@ -42,7 +42,7 @@ VARIANTS = {   # name: (kind, settings)
     **{f"dstar_p{p}": ("dstar", dict(p=p)) for p in (0.75, 0.9, 1.0)},
     **{f"C_lambda{l}": ("deocc", dict(lambda_expr=l)) for l in (0.1, 0.3, 1.0)},
     **{f"C_{k}": ("deocc", dict(lambda_expr=0.3, expr_loss=k)) for k in ("kl", "feat")},
-    **{f"C_adv{a}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.2, 0.5)},   # sharper fills?
+    **{f"C_adv{a}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.2, 0.5, 2.0)},   # sharper fills?
     "C_l1": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", pixel_loss="l1")),
     **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
     "mask_post": ("mask", {}),
