@@ -15,7 +15,8 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     the share of occluded pixels the mask misses. Rule: the best PSNR of the whole face.
   - C_lambda<l>, C_kl, C_feat: C fine-tuned from the seed-0 pretrained de-occluder with lambda_expr = l (CE), or with
     the label-free KL or the feature-matching L_expr at 0.3; C_adv<a>, C_l1: the feature-matching C (the default) with
-    lambda_adv = a (default 0.05) or an L1 pixel loss, for sharper fills; needs --results, a `deocc reproduce` folder whose
+    lambda_adv = a (default 0.05) or an L1 pixel loss, for sharper fills; CP_adv<a>: the same with the shared pretraining
+    redone with lambda_adv = a first (deocc_pretrain_steps); needs --results, a `deocc reproduce` folder whose
     seed0/pretrain, seed0/fer and judge stages are done. Scored by the training FER and by the run's independent judge
     on the validation faces, occluded with the test protocol (4 variants) but the validation seed. Rule: the highest
     judge accuracy on restored validation faces; within `--tolerance` points, the smaller lambda_expr, then CE.
@@ -23,7 +24,7 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
 Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py [--results DIR] [--set KEY=VALUE ...] [VARIANT ...]
 (--set changes the ReproduceConfig as in `deocc reproduce`, e.g. --set judge_steps=300 for a cheaper screen.)
 """
-import argparse, json, sys, time
+import argparse, json, sys, tempfile, time
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,6 +45,7 @@ VARIANTS = {   # name: (kind, settings)
     **{f"C_{k}": ("deocc", dict(lambda_expr=0.3, expr_loss=k)) for k in ("kl", "feat")},
     **{f"C_adv{a}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.2, 0.5, 2.0)},   # sharper fills?
     "C_l1": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", pixel_loss="l1")),
+    **{f"CP_adv{a}": ("deocc_pretrained", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.5, 2.0)},   # λ_adv from the start
     **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
     "mask_post": ("mask", {}),
 }
@@ -74,11 +76,20 @@ def pretrain_variant(cfg, extra_identities: int) -> dict:
 
 VAL_SEED = 4321   # occluders of the validation protocol (the test protocol uses the run's test_seed)
 
-def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C", samples: Path | None = None) -> dict:
-    "The reproduce's C recipe from the seed-0 pretrained de-occluder with `settings`: validation logs, FER and judge accuracy."
+def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C", samples: Path | None = None,
+                  pretrain: bool = False) -> dict:
+    """The reproduce's C recipe from the seed-0 pretrained de-occluder with `settings`: validation logs, FER and judge accuracy.
+    With `pretrain`, the shared pretraining is redone first (`deocc_pretrain_steps`, no L_expr) with the same `settings`
+    (minus L_expr's), into `samples/<name>-pretrain` or a temporary folder."""
     if results is None or not (results / "seed0" / "pretrain" / "done.json").exists():
         sys.exit("C variants need --results: a deocc reproduce folder whose seed0/pretrain stage is done")
-    tc = deocc_train_config(cfg, "full", 0, cfg.deocc_steps, len(train), str(results / "seed0" / "pretrain" / "final"), **settings)
+    init = results / "seed0" / "pretrain" / "final"
+    if pretrain:
+        own = {k: v for k, v in settings.items() if k not in ("lambda_expr", "expr_loss")}
+        pc = deocc_train_config(cfg, "no_expr", 0, cfg.deocc_pretrain_steps, len(train), best_metric="psnr_mask", **own)
+        model, _ = train_deoccluder(train, None, pc, val, progress=False)
+        init = (samples or Path(tempfile.mkdtemp())) / f"{name}-pretrain"; model.save_pretrained(init)
+    tc = deocc_train_config(cfg, "full", 0, cfg.deocc_steps, len(train), str(init), **settings)
     run = Run(cfg, results, "cpu")
     model, h = train_deoccluder(train, run.teacher(0), tc, val, progress=False)
     vo = occlusion_protocol(val, variants=cfg.variants, levels=cfg.levels, kind=cfg.kind, seed=VAL_SEED)
@@ -145,7 +156,7 @@ def main(argv=None):
         elif kind == "dstar": res = dstar_variant(cfg, train, val, s["p"])
         elif kind == "pretrain": res = pretrain_variant(cfg, s["extra_identities"])
         elif kind == "mask": res = mask_variant(cfg, val, ns.results)
-        else: res = deocc_variant(cfg, train, val, ns.results, s, name, ns.samples); deoccs.append(dict(res, variant=name))
+        else: res = deocc_variant(cfg, train, val, ns.results, s, name, ns.samples, kind == "deocc_pretrained"); deoccs.append(dict(res, variant=name))
         print(json.dumps(dict(variant=name, seconds=round(time.time() - t0), **res)), flush=True)
     if len(deoccs) > 1:
         print(json.dumps(dict(deocc_choice=choose_deocc(deoccs, ns.tolerance)["variant"], tolerance=ns.tolerance)), flush=True)
