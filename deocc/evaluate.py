@@ -17,9 +17,9 @@ from einops import rearrange
 from .core import (DeoccError, EXPRESSIONS, FaceSet, SIZE_RANGE, add_options, bounded, check_fields, command,
                    load_imagefolder, resolve_device, to_uint8, common_side)
 from .metrics import accuracy, confusion_matrix, mask_iou, psnr, region_metrics, ssim
-from .models import create_model, dilate
+from .models import create_model
 from .occlude import load_occluder_art
-from .train import apply_settings, predict_masks, predict_proba, restore_all, to_float
+from .train import apply_settings, predict_proba, restore_all, restore_blind, to_float
 
 # %% auto #0
 __all__ = ['CLASSIFIERS', 'telea_inpaint', 'predict_labels', 'restore_faces', 'true_mask', 'evaluate_methods', 'EvaluateConfig',
@@ -90,9 +90,7 @@ def _views(test: FaceSet, deocc_B, deocc_C, device, batch_size: int, telea_radiu
             views[key], m = restore_faces(model, occ, None, device, batch_size)
             if m is not None: masks[key] = m
             continue
-        own[key] = predict_masks(model, occ, batch_size, device)             # the mask net runs once: its own mask ...
-        masks[key] = dilate(own[key], model.config.mask_dilate)             # ... grown as the blind model grows it ...
-        views[key], _ = restore_faces(model, occ, masks[key], device, batch_size)   # ... and filled: the blind restoration
+        views[key], own[key], masks[key] = restore_blind(model, occ, batch_size, device)   # the mask net runs once
     if deocc_C is not None: views["C_true"] = _fill(deocc_C, occ, mask, device, batch_size)
     views["telea_true"] = telea_inpaint(occ, mask, telea_radius)
     if "C" in masks: views["telea_pred"] = telea_inpaint(occ, masks["C"], telea_radius)

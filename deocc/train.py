@@ -31,8 +31,8 @@ from .data import load_dataset
 __all__ = ['TRAIN_PRESETS', 'FERTrainConfig', 'TrainConfig', 'apply_settings', 'train_preset', 'fer_train_config',
            'step_generator', 'epoch_batches', 'seeded', 'flatten_state', 'unflatten_state', 'History', 'fit',
            'check_replicas', 'augment', 'occlude_batch', 'to_float', 'predict_proba', 'restore_all', 'predict_masks',
-           'train_fer', 'init_weights', 'DeoccStep', 'train_deoccluder', 'fer_speed', 'train_step_speed',
-           'load_train_val', 'train_fer_cmd', 'train_cmd', 'bundle', 'bundle_size']
+           'restore_blind', 'train_fer', 'init_weights', 'DeoccStep', 'train_deoccluder', 'fer_speed',
+           'train_step_speed', 'load_train_val', 'train_fer_cmd', 'train_cmd', 'bundle', 'bundle_size']
 
 # %% ../nbs/06_train.ipynb #0c4dff07
 @dataclass
@@ -447,6 +447,14 @@ def predict_masks(deoccluder: Deoccluder, images: torch.Tensor, # (N, 3, H, W) o
     finally: deoccluder.train(was_training)
     return torch.cat(ms) if ms else torch.empty(0, 1, *images.shape[-2:])
 
+def restore_blind(deoccluder: Deoccluder, images: torch.Tensor, # (N, 3, H, W) occluded, float in [0, 1] or uint8
+                  batch_size: int = 128, device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "A blind de-occluder's restoration with its mask net run once: (restored (N, 3, H, W), its own mask, the hole it filled (N, 1, H, W)), on the CPU."
+    own = predict_masks(deoccluder, images, batch_size, device)           # thresholded (what mask IoU scores) ...
+    hole = dilate(own, deoccluder.config.mask_dilate)                      # ... grown as the blind model grows it ...
+    restored, _ = restore_all(deoccluder, images, hole, batch_size, device)  # ... and filled: exactly `restore(images)`
+    return restored, own, hole
+
 # %% ../nbs/06_train.ipynb #39fda2eb
 def _check_data(train: FaceSet, n_classes: int | None = None, what: str = "training set"):
     if train is None or len(train) == 0: raise DeoccError(f"the {what} is empty: point --data at a folder with faces")
@@ -591,10 +599,11 @@ def _validator(cfg: TrainConfig, g: Deoccluder, fer: nn.Module | None, val: Face
         base = {"acc_clean": accuracy(predict_proba(fer, val.images, cfg.eval_batch_size, dev), val.labels),
                 "acc_occluded": accuracy(predict_proba(fer, vx, cfg.eval_batch_size, dev), val.labels)}
     def validate():
-        r, _ = restore_all(g, vx, vm if g.mode == "guided" else None, cfg.eval_batch_size, dev)
+        if g.mode == "blind": r, own, _ = restore_blind(g, vx, cfg.eval_batch_size, dev)
+        else: r, _ = restore_all(g, vx, vm, cfg.eval_batch_size, dev)
         res = dict(base, psnr_mask=psnr(r, clean, vm, pooled=True), psnr_outside=psnr(r, clean, 1 - vm, pooled=True),
                    pixel=F.mse_loss(r, clean).item())
-        if g.mode == "blind": res["mask_iou"] = mask_iou(predict_masks(g, vx, cfg.eval_batch_size, dev), vm, pooled=True)   # the mask net's, not grown
+        if g.mode == "blind": res["mask_iou"] = mask_iou(own, vm, pooled=True)   # the mask net's own mask, not grown
         if fer is not None: res["acc_restored"] = accuracy(predict_proba(fer, r, cfg.eval_batch_size, dev), val.labels)
         return res
     return validate
