@@ -106,7 +106,7 @@ class LossConfig:
     "Weights and variants of the de-occluder's loss terms."
     lambda_expr: float = bounded(0.3, 0.0)      # L_expr on the composite through the frozen FER (0 = the poster's model B)
     lambda_pixel: float = bounded(10.0, 0.0)    # L_pixel: the fill against the clean face
-    lambda_adv: float = bounded(0.05, 0.0)      # L_adv: generator's adversarial term on the composite
+    lambda_adv: float = bounded(2.0, 0.0)       # L_adv: generator's adversarial term on the composite (chosen on validation)
     lambda_mask: float = bounded(1.0, 0.0)      # L_mask: BCE + Dice of the mask net (blind models)
     hole_weight: float = bounded(6.0, 0.0)      # L_pixel's weight inside the hole ...
     valid_weight: float = bounded(1.0, 0.0)     # ... and outside it

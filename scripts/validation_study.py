@@ -19,7 +19,9 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     redone with lambda_adv = a first (deocc_pretrain_steps); needs --results, a `deocc reproduce` folder whose
     seed0/pretrain, seed0/fer and judge stages are done. Scored by the training FER and by the run's independent judge
     on the validation faces, occluded with the test protocol (4 variants) but the validation seed. Rule: the highest
-    judge accuracy on restored validation faces; within `--tolerance` points, the smaller lambda_expr, then CE.
+    judge accuracy on restored validation faces; within `--tolerance` points, the smaller lambda_expr, then CE, then
+    the smaller lambda_adv (the gentler adversarial push), then the fine-tune on the run's own pretraining (no redone
+    pretraining). Under this rule CP_adv2.0 (82.1 %, 1.1 points above the next) set LossConfig.lambda_adv = 2.
 
 Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py [--results DIR] [--set KEY=VALUE ...] [VARIANT ...]
 (--set changes the ReproduceConfig as in `deocc reproduce`, e.g. --set judge_steps=300 for a cheaper screen.)
@@ -31,6 +33,7 @@ from pathlib import Path
 import torch
 from deocc.core import DeoccError, add_options, image_grid, save_image
 from deocc.evaluate import predict_labels, restore_faces
+from deocc.losses import LossConfig
 from deocc.models import create_model, n_params
 from deocc.occlude import occlusion_protocol
 from deocc.reproduce import (REPRODUCE_PRESETS, Run, check_config, deocc_train_config, dstar_train_config, judge_train_config,
@@ -121,10 +124,11 @@ def mask_variant(cfg, val, results: Path) -> dict:
     return dict(grid=rows, choice=dict(threshold=best["threshold"], dilate=best["dilate"]))
 
 def choose_deocc(rows: list[dict], tolerance: float) -> dict:
-    "The C variant with the best judge accuracy on restored validation faces; within `tolerance` points, the smallest lambda_expr, CE first."
+    "The C variant with the best judge accuracy on restored validation faces; within `tolerance` points, the smallest lambda_expr, CE first, then the smallest lambda_adv."
     best = max(r["judge_restored"] for r in rows)
     ok = [r for r in rows if r["judge_restored"] >= best - tolerance / 100]
-    return min(ok, key=lambda r: (r["lambda_expr"], r.get("expr_loss", "ce") != "ce"))
+    return min(ok, key=lambda r: (r["lambda_expr"], r.get("expr_loss", "ce") != "ce", r.get("lambda_adv", LossConfig().lambda_adv),
+                                  r.get("variant", "").startswith("CP_")))
 
 
 def choose_judge(rows: list[dict], tolerance: float) -> dict:
