@@ -229,3 +229,17 @@ def test_killed_reproduce_leaves_no_worker_behind(tmp_path):
     deadline = time.monotonic() + 30
     while any(map(_alive, workers)) and time.monotonic() < deadline: time.sleep(0.2)
     assert not any(map(_alive, workers)), [w for w in workers if _alive(w)]
+
+
+def test_grid_artifacts_ratio():
+    "scripts/grid_artifacts.py: a half-resolution image upsampled by nearest neighbour scores high at 2 px, a full-resolution one about 1."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("grid_artifacts", Path(__file__).parents[1] / "scripts" / "grid_artifacts.py")
+    ga = importlib.util.module_from_spec(spec); spec.loader.exec_module(ga)
+    g = torch.Generator().manual_seed(0)
+    full = torch.rand(4, 3, 32, 32, generator=g)
+    blocky = torch.nn.functional.interpolate(torch.rand(4, 3, 16, 16, generator=g), scale_factor=2, mode="nearest")
+    mask = torch.zeros(4, 1, 32, 32); mask[..., 4:28, 4:28] = 1
+    assert abs(ga.grid_ratio(full, mask, 2) - 1) < 0.1
+    assert ga.grid_ratio(blocky, mask, 2) > 10          # within a 2×2 cell neighbours are equal
+    assert 2.5 < ga.grid_ratio(blocky, mask, 4) < 3.5   # inside a 4-px cell one neighbour pair in three crosses a 2-px boundary
