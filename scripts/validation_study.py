@@ -13,8 +13,8 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
   - mask_post: the seed-0 C of a `deocc reproduce` folder (--results) with the predicted mask thresholded at 0.5,
     0.35 or 0.2 and grown by 0, 1 or 2 pixels; PSNR of the whole face, inside and outside the true mask, mask IoU and
     the share of occluded pixels the mask misses. Rule: the best PSNR of the whole face.
-  - C_lambda<l>, C_kl, C_feat: C fine-tuned from the seed-0 pretrained de-occluder with lambda_expr = l (CE), or with
-    the label-free KL or the feature-matching L_expr at 0.3; C_adv<a>, C_l1: the feature-matching C (the default) with
+  - C_lambda<l>, C_kl, C_feat, C_feat<l>: C fine-tuned from the seed-0 pretrained de-occluder with lambda_expr = l (CE),
+    or with the label-free KL or the feature-matching L_expr at 0.3 (at l); C_adv<a>, C_l1: the feature-matching C (the default) with
     lambda_adv = a (default 0.05) or an L1 pixel loss, for sharper fills; CP_adv<a>: the same with the shared pretraining
     redone with lambda_adv = a first (deocc_pretrain_steps); needs --results, a `deocc reproduce` folder whose
     seed0/pretrain, seed0/fer and judge stages are done. Scored by the training FER and by the run's independent judge
@@ -46,6 +46,7 @@ VARIANTS = {   # name: (kind, settings)
     **{f"dstar_p{p}": ("dstar", dict(p=p)) for p in (0.75, 0.9, 1.0)},
     **{f"C_lambda{l}": ("deocc", dict(lambda_expr=l)) for l in (0.1, 0.3, 1.0)},
     **{f"C_{k}": ("deocc", dict(lambda_expr=0.3, expr_loss=k)) for k in ("kl", "feat")},
+    **{f"C_feat{l}": ("deocc", dict(lambda_expr=l, expr_loss="feat")) for l in (1.0, 3.0)},   # a stronger L_expr at λ_adv 2?
     **{f"C_adv{a}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.2, 0.5, 2.0)},   # sharper fills?
     "C_l1": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", pixel_loss="l1")),
     **{f"CP_adv{a}": ("deocc_pretrained", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.5, 2.0)},   # λ_adv from the start
