@@ -102,7 +102,7 @@ def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C
     keys = [k[4:] for k in h[-1] if k.startswith("val_")]
     if samples is not None:   # the first validation faces: occluded above, restored below, to look at the fills
         save_image(image_grid(torch.cat([to_float(vo.images[:12], "cpu"), restored[:12]]), ncols=12), samples / f"{name}.png")
-    return dict(settings, **{k: [round(r[f"val_{k}"], 4) for r in h] for k in keys},
+    return dict(settings, **{k: [round(r[f"val_{k}"], 4) for r in h if f"val_{k}" in r] for k in keys},   # not every epoch validates
                 fer_occluded=acc(run.teacher(0), vo.images), fer_restored=acc(run.teacher(0), restored),
                 judge_occluded=acc(run.judge(0), vo.images), judge_restored=acc(run.judge(0), restored))
 
