@@ -1,7 +1,7 @@
 """Is the fill's blocky look a grid? Edge strength across s-pixel cell boundaries over edge strength within cells.
 
 For each de-occluder (a checkpoint folder or bundled name), restores the first `--n` validation faces of the full
-preset's split (occluded with the validation protocol, seed 4321, as in `scripts/validation_study.py`) and prints, for
+preset's split (occluded with `scripts/validation_study.py`'s validation protocol) and prints, for
 cells of 2, 4, 8 and 16 pixels, the mean absolute difference between neighbouring pixels that straddle a cell boundary
 divided by the same for neighbours inside a cell, over pixels inside the true occlusion mask. A real face scores about
 1 at every scale; a decoder that upsamples by nearest neighbour or pixel-shuffles a half-resolution block leaves a
@@ -14,10 +14,8 @@ import argparse
 import torch
 from deocc.evaluate import restore_faces
 from deocc.models import create_model
-from deocc.occlude import occlusion_protocol
 from deocc.reproduce import REPRODUCE_PRESETS, split_data
-
-VAL_SEED = 4321   # the validation protocol's occluders (scripts/validation_study.py)
+from validation_study import validation_protocol   # scripts/, beside this file
 
 
 def grid_ratio(img: torch.Tensor,   # (B, 3, H, W) in [0, 1]
@@ -41,7 +39,7 @@ def main(argv=None):
     ns = p.parse_args(argv)
     cfg = REPRODUCE_PRESETS["full"]
     _, val, _ = split_data(cfg)
-    vo = occlusion_protocol(val, variants=cfg.variants, levels=cfg.levels, kind=cfg.kind, seed=VAL_SEED)
+    vo = validation_protocol(cfg, val)
     x, true = vo.images[:ns.n], vo.meta["mask"][:ns.n].float()
     rows = {"clean faces": vo.meta["clean"][:ns.n].float() / 255}
     for d in ns.deoccluders: rows[d] = restore_faces(create_model(d), x, None)[0]

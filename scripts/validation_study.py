@@ -15,13 +15,15 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     the share of occluded pixels the mask misses. Rule: the best PSNR of the whole face.
   - C_lambda<l>, C_kl, C_feat, C_feat<l>: C fine-tuned from the seed-0 pretrained de-occluder with lambda_expr = l (CE),
     or with the label-free KL or the feature-matching L_expr at 0.3 (at l); C_adv<a>, C_l1: the feature-matching C (the default) with
-    lambda_adv = a (default 0.05) or an L1 pixel loss, for sharper fills; CP_adv<a>: the same with the shared pretraining
+    lambda_adv = a (the default was 0.05 when they were scored; it is now 2) or an L1 pixel loss, for sharper fills; CP_adv<a>: the same with the shared pretraining
     redone with lambda_adv = a first (deocc_pretrain_steps); needs --results, a `deocc reproduce` folder whose
     seed0/pretrain, seed0/fer and judge stages are done. Scored by the training FER and by the run's independent judge
     on the validation faces, occluded with the test protocol (4 variants) but the validation seed. Rule: the highest
     judge accuracy on restored validation faces; within `--tolerance` points, the smaller lambda_expr, then CE, then
     the smaller lambda_adv (the gentler adversarial push), then the fine-tune on the run's own pretraining (no redone
     pretraining). Under this rule CP_adv2.0 (82.1 %, 1.1 points above the next) set LossConfig.lambda_adv = 2.
+    Each row records the lambda_expr, expr_loss and lambda_adv it was trained with.
+  - C_run: no training; the run's own seed-0 C (--results) scored the same way, the reference for the variants.
 
 Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py [--results DIR] [--set KEY=VALUE ...] [VARIANT ...]
 (--set changes the ReproduceConfig as in `deocc reproduce`, e.g. --set judge_steps=300 for a cheaper screen.)
@@ -33,7 +35,6 @@ from pathlib import Path
 import torch
 from deocc.core import DeoccError, add_options, image_grid, save_image
 from deocc.evaluate import predict_labels, restore_faces
-from deocc.losses import LossConfig
 from deocc.models import create_model, n_params
 from deocc.occlude import occlusion_protocol
 from deocc.reproduce import (REPRODUCE_PRESETS, Run, check_config, deocc_train_config, dstar_train_config, judge_train_config,
@@ -44,7 +45,7 @@ JUDGES = ("resnet10t", "regnetx_002", "dla46_c", "test_resnet")
 VARIANTS = {   # name: (kind, settings)
     **{f"judge_{b}": ("judge", dict(backbone=b)) for b in JUDGES},
     **{f"dstar_p{p}": ("dstar", dict(p=p)) for p in (0.75, 0.9, 1.0)},
-    **{f"C_lambda{l}": ("deocc", dict(lambda_expr=l)) for l in (0.1, 0.3, 1.0)},
+    **{f"C_lambda{l}": ("deocc", dict(lambda_expr=l, expr_loss="ce")) for l in (0.1, 0.3, 1.0)},   # the poster's CE (the default is feat)
     **{f"C_{k}": ("deocc", dict(lambda_expr=0.3, expr_loss=k)) for k in ("kl", "feat")},
     **{f"C_feat{l}": ("deocc", dict(lambda_expr=l, expr_loss="feat")) for l in (1.0, 3.0)},   # a stronger L_expr at λ_adv 2?
     **{f"C_adv{a}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.2, 0.5, 2.0)},   # sharper fills?
@@ -52,6 +53,7 @@ VARIANTS = {   # name: (kind, settings)
     **{f"CP_adv{a}": ("deocc_pretrained", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.5, 2.0)},   # λ_adv from the start
     **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
     "mask_post": ("mask", {}),
+    "C_run": ("run", {}),
 }
 
 
@@ -80,6 +82,20 @@ def pretrain_variant(cfg, extra_identities: int) -> dict:
 
 VAL_SEED = 4321   # occluders of the validation protocol (the test protocol uses the run's test_seed)
 
+def validation_protocol(cfg, val):
+    "The validation faces occluded with the test protocol's variants, levels and kind, but the validation seed."
+    return occlusion_protocol(val, variants=cfg.variants, levels=cfg.levels, kind=cfg.kind, seed=VAL_SEED)
+
+def score_deoccluder(model, cfg, val, results: Path, name: str = "C", samples: Path | None = None) -> dict:
+    "Accuracy of the run's seed-0 training FER and of its judge on the occluded and on the `model`-restored validation faces."
+    vo, run = validation_protocol(cfg, val), Run(cfg, results, "cpu")
+    restored, _ = restore_faces(model, vo.images, None)
+    acc = lambda m, x: round(float((predict_labels(m, x) == vo.labels).float().mean()), 4)
+    if samples is not None:   # the first validation faces: occluded above, restored below, to look at the fills
+        save_image(image_grid(torch.cat([to_float(vo.images[:12], "cpu"), restored[:12]]), ncols=12), samples / f"{name}.png")
+    return dict(fer_occluded=acc(run.teacher(0), vo.images), fer_restored=acc(run.teacher(0), restored),
+                judge_occluded=acc(run.judge(0), vo.images), judge_restored=acc(run.judge(0), restored))
+
 def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C", samples: Path | None = None,
                   pretrain: bool = False) -> dict:
     """The reproduce's C recipe from the seed-0 pretrained de-occluder with `settings`: validation logs, FER and judge accuracy.
@@ -94,22 +110,21 @@ def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C
         model, _ = train_deoccluder(train, None, pc, val, progress=False)
         init = (samples or Path(tempfile.mkdtemp())) / f"{name}-pretrain"; model.save_pretrained(init)
     tc = deocc_train_config(cfg, "full", 0, cfg.deocc_steps, len(train), str(init), **settings)
-    run = Run(cfg, results, "cpu")
-    model, h = train_deoccluder(train, run.teacher(0), tc, val, progress=False)
-    vo = occlusion_protocol(val, variants=cfg.variants, levels=cfg.levels, kind=cfg.kind, seed=VAL_SEED)
-    restored, _ = restore_faces(model, vo.images, None)
-    acc = lambda m, x: round(float((predict_labels(m, x) == vo.labels).float().mean()), 4)
+    model, h = train_deoccluder(train, Run(cfg, results, "cpu").teacher(0), tc, val, progress=False)
     keys = [k[4:] for k in h[-1] if k.startswith("val_")]
-    if samples is not None:   # the first validation faces: occluded above, restored below, to look at the fills
-        save_image(image_grid(torch.cat([to_float(vo.images[:12], "cpu"), restored[:12]]), ncols=12), samples / f"{name}.png")
-    return dict(settings, **{k: [round(r[f"val_{k}"], 4) for r in h if f"val_{k}" in r] for k in keys},   # not every epoch validates
-                fer_occluded=acc(run.teacher(0), vo.images), fer_restored=acc(run.teacher(0), restored),
-                judge_occluded=acc(run.judge(0), vo.images), judge_restored=acc(run.judge(0), restored))
+    return dict(settings, lambda_expr=tc.loss.lambda_expr, expr_loss=tc.loss.expr_loss, lambda_adv=tc.loss.lambda_adv,   # as trained
+                **{k: [round(r[f"val_{k}"], 4) for r in h if f"val_{k}" in r] for k in keys},   # not every epoch validates
+                **score_deoccluder(model, cfg, val, results, name, samples))
+
+def run_variant(cfg, val, results: Path, samples: Path | None = None) -> dict:
+    "The run's own seed-0 C, scored like the fine-tuned variants (the adopted setting at the run's full budget)."
+    if results is None or not (results / "seed0" / "full" / "done.json").exists(): sys.exit("C_run needs --results with seed0/full done")
+    return score_deoccluder(create_model(results / "seed0" / "full" / "final"), cfg, val, results, "C_run", samples)
 
 def mask_variant(cfg, val, results: Path) -> dict:
     "The seed-0 C of `results` with each threshold and dilation of its predicted mask, on the validation protocol."
     if results is None or not (results / "seed0" / "full" / "done.json").exists(): sys.exit("mask_post needs --results with seed0/full done")
-    vo = occlusion_protocol(val, variants=cfg.variants, levels=cfg.levels, kind=cfg.kind, seed=VAL_SEED)
+    vo = validation_protocol(cfg, val)
     clean, true = vo.meta["clean"].float() / 255, vo.meta["mask"].float()
     rows = []
     for thr in (0.5, 0.35, 0.2):
@@ -128,8 +143,7 @@ def choose_deocc(rows: list[dict], tolerance: float) -> dict:
     "The C variant with the best judge accuracy on restored validation faces; within `tolerance` points, the smallest lambda_expr, CE first, then the smallest lambda_adv."
     best = max(r["judge_restored"] for r in rows)
     ok = [r for r in rows if r["judge_restored"] >= best - tolerance / 100]
-    return min(ok, key=lambda r: (r["lambda_expr"], r.get("expr_loss", "ce") != "ce", r.get("lambda_adv", LossConfig().lambda_adv),
-                                  r.get("variant", "").startswith("CP_")))
+    return min(ok, key=lambda r: (r["lambda_expr"], r["expr_loss"] != "ce", r["lambda_adv"], r.get("variant", "").startswith("CP_")))
 
 
 def choose_judge(rows: list[dict], tolerance: float) -> dict:
@@ -161,6 +175,7 @@ def main(argv=None):
         elif kind == "dstar": res = dstar_variant(cfg, train, val, s["p"])
         elif kind == "pretrain": res = pretrain_variant(cfg, s["extra_identities"])
         elif kind == "mask": res = mask_variant(cfg, val, ns.results)
+        elif kind == "run": res = run_variant(cfg, val, ns.results, ns.samples)
         else: res = deocc_variant(cfg, train, val, ns.results, s, name, ns.samples, kind == "deocc_pretrained"); deoccs.append(dict(res, variant=name))
         print(json.dumps(dict(variant=name, seconds=round(time.time() - t0), **res)), flush=True)
     if len(deoccs) > 1:

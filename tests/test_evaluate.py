@@ -231,9 +231,10 @@ def test_killed_reproduce_leaves_no_worker_behind(tmp_path):
     assert not any(map(_alive, workers)), [w for w in workers if _alive(w)]
 
 
-def test_grid_artifacts_ratio():
+def test_grid_artifacts_ratio(monkeypatch):
     "scripts/grid_artifacts.py: a half-resolution image upsampled by nearest neighbour scores high at 2 px, a full-resolution one about 1."
     import importlib.util
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))   # as when run: it imports validation_study beside it
     spec = importlib.util.spec_from_file_location("grid_artifacts", Path(__file__).parents[1] / "scripts" / "grid_artifacts.py")
     ga = importlib.util.module_from_spec(spec); spec.loader.exec_module(ga)
     g = torch.Generator().manual_seed(0)
