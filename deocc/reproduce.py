@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_reproduce.ipynb #7b0f2a02
 from __future__ import annotations
-import io, json, math, os, shutil, threading, time, zlib
+import hashlib, io, json, math, os, shutil, threading, time, zlib
 import multiprocessing as mp
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, asdict, replace
@@ -15,12 +15,12 @@ from typing import Sequence
 import torch
 
 from .core import (choose_preset, DeoccError, FaceSet, SIZE_RANGE, add_options, atomic_write_bytes, atomic_write_json, atomic_write_text,
-                   bounded, check_fields, check_range, command, machine_description, resolve_device, seed_everything,
+                   WEIGHTS_DIR, atomic_dir, bounded, check_fields, check_range, command, machine_description, resolve_device, seed_everything,
                    split_by_identity)
 from .data import load_dataset
 from .evaluate import CLASSIFIERS, evaluate_methods, predict_labels, restore_faces, telea_inpaint, true_mask
 from .metrics import paired_bootstrap, recovered_fraction
-from .models import create_model, threads
+from .models import config_to_dict, create_model, threads
 from .occlude import ALL_KINDS, HELDOUT_KINDS, occlusion_protocol
 from .synth import synthface
 from .teachers import TEACHERS
@@ -28,13 +28,13 @@ from .train import (apply_settings, bundle, bundle_size, fer_train_config, to_fl
                     train_fer, train_preset)
 
 # %% auto #0
-__all__ = ['REPRODUCE_PRESETS', 'STAGE_KINDS', 'PAIRS', 'METHOD_NAMES', 'POSTER', 'OWN', 'ROLE', 'MASK_ROW', 'BUNDLE',
+__all__ = ['REPRODUCE_PRESETS', 'STAGE_KINDS', 'REUSABLE', 'PAIRS', 'METHOD_NAMES', 'POSTER', 'OWN', 'ROLE', 'MASK_ROW', 'BUNDLE',
            'ReproduceConfig', 'check_config', 'reproduce_command', 'more_people', 'split_data', 'heldout_available',
            'occluded_test_set', 'fer_recipe', 'judge_train_config', 'dstar_train_config', 'deocc_train_config', 'Stage',
-           'plan_stages', 'Run', 'run_stage', 'default_jobs', 'aggregate', 'fmt_ms', 'paired_differences',
-           'recovered_fractions', 'results_markdown', 'plot_accuracy_vs_coverage', 'coverage_figure', 'plot_confusions',
-           'save_sample_grid', 'summarise', 'stage_times', 'reproduce', 'run_checkpoints', 'bundle_run',
-           'reproduce_cmd']
+           'plan_stages', 'Run', 'faces_sha256', 'stage_recipe', 'reusable_checkpoint', 'run_stage', 'default_jobs',
+           'aggregate', 'fmt_ms', 'paired_differences', 'recovered_fractions', 'results_markdown',
+           'plot_accuracy_vs_coverage', 'coverage_figure', 'plot_confusions', 'save_sample_grid', 'summarise',
+           'stage_times', 'reproduce', 'run_checkpoints', 'bundle_run', 'reproduce_cmd']
 
 # %% ../nbs/07b_reproduce.ipynb #2b8a72a9
 @dataclass
@@ -73,14 +73,14 @@ class ReproduceConfig:
     batch_size: int = bounded(32, 1)
     telea_radius: int = bounded(3, 1)              # Telea inpainting's neighbourhood, pixels
     bootstrap: int = bounded(2000, 1)              # resamples of the paired bootstrap
+    reuse: bool = True                       # FER, judge and D* stages whose recipe and faces match a bundled checkpoint's recipe.json copy it instead of training
 
     def __post_init__(self): check_fields(self)
 
 REPRODUCE_PRESETS = {
     "full": ReproduceConfig(),                                                        # the README's table: 3 seeds
-    "quick": ReproduceConfig(seeds=(0,), fer_steps=240, judge_steps=450, dstar_steps=450,
-                             deocc_pretrain_steps=500, deocc_steps=500),               # the README's main job
-}
+    "quick": ReproduceConfig(seeds=(0,), deocc_pretrain_steps=500, deocc_steps=500),  # the README's main job: the full run's
+}                                                                                     # seed 0 at small de-occluder budgets
 
 # %% ../nbs/07b_reproduce.ipynb #3c7e1b58
 def check_config(cfg: ReproduceConfig) -> ReproduceConfig:
@@ -202,8 +202,9 @@ def plan_stages(cfg: ReproduceConfig) -> list[Stage]:
 # %% ../nbs/07b_reproduce.ipynb #7b3d9e26
 class Run:
     "The shared state of one reproduce run in one process: config, folder, device, data and trained models by stage name."
-    def __init__(self, cfg: ReproduceConfig, out: Path, device, progress: bool = True, log=print):
+    def __init__(self, cfg: ReproduceConfig, out: Path, device, progress: bool = True, log=print, weights: str | Path | None = None):
         self.cfg, self.out, self.dev, self.progress, self.log = cfg, Path(out), resolve_device(device), progress, log
+        self.weights = Path(weights or WEIGHTS_DIR)   # bundled checkpoints that classifier stages may reuse
         self._tests: dict[str, FaceSet] = {}
 
     @cached_property
@@ -243,20 +244,51 @@ class Run:
 # %% ../nbs/07b_reproduce.ipynb #1e9f4b70
 def _stage_done(folder: Path) -> bool: return (folder / "done.json").exists()
 
-def _train_stage(folder: Path, train_fn, log) -> None:
-    "Run (or resume) one training stage; the final model is saved to `folder/final`, then `done.json`."
+def _train_stage(folder: Path, train_fn, log, extra: dict | None = None) -> None:
+    "Run (or resume) one training stage; the final model is saved to `folder/final` (with `extra` JSON files), then `done.json`."
     t0 = time.time(); resume = (folder / "last").exists()
     log(f"  {folder.parent.name}/{folder.name}: {'resuming' if resume else 'training'}")
     model, hist = train_fn(out=folder, resume=resume)
-    model.save_pretrained(folder / "final")
+    model.save_pretrained(folder / "final", extra=extra)
     atomic_write_json(folder / "done.json", dict(seconds=round(time.time() - t0, 1), last=hist[-1] if len(hist) else {}))
+
+REUSABLE = {"fer": "synthface-fer", "judge": "synthface-judge", "dstar": "synthface-dstar"}   # stage kind: the bundled checkpoint that may stand in for it
+
+def faces_sha256(*sets: FaceSet) -> str:
+    "sha256 of the images and labels of `sets`, in order: equal only for the same faces."
+    h = hashlib.sha256()
+    for fs in sets:
+        for t in (fs.images, fs.labels): h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+def stage_recipe(st: Stage, fc, train: FaceSet, val: FaceSet, device="cpu") -> dict:
+    "What makes a classifier stage's model: the stage (its name seeds it), its training configuration, its faces and the kind of device."
+    return dict(stage=st.name, train_config=config_to_dict(fc), faces_sha256=faces_sha256(train, val), device=resolve_device(device).type)
+
+def reusable_checkpoint(kind: str, recipe: dict, weights: str | Path | None = None) -> Path | None:
+    "The bundled checkpoint for a stage of `kind` if its `recipe.json` equals `recipe` (same recipe, same faces), else None."
+    name = REUSABLE.get(kind)
+    f = Path(weights or WEIGHTS_DIR) / str(name) / "recipe.json"
+    return f.parent if name and f.exists() and json.loads(f.read_text()) == json.loads(json.dumps(recipe)) else None
+
+def _reuse_stage(folder: Path, src: Path, fc, log) -> None:
+    "Finish a stage with the bundled checkpoint `src` as its final model (its config recorded, 0 s, `reused` named)."
+    with atomic_dir(folder / "final") as tmp:
+        for f in ("config.json", "model.safetensors", "recipe.json"): shutil.copy2(src / f, tmp / f)
+    atomic_write_json(folder / "train_config.json", config_to_dict(fc))
+    atomic_write_json(folder / "done.json", dict(seconds=0.0, reused=src.name))
+    log(f"  {folder.parent.name}/{folder.name}: reused bundled {src.name} (same recipe, same faces)")
 
 def _fer_stage(run: Run, st: Stage, folder: Path):
     train, val, _ = run.data; cfg, n = run.cfg, len(run.data[0])
     fc = {"fer": lambda: fer_recipe(cfg, n, st.seed), "fer_occ": lambda: fer_recipe(cfg, n, st.seed, occluded=True),
           "judge": lambda: judge_train_config(cfg, n, cfg.judge_seed + (st.seed if cfg.judge_per_seed else 0)),
           "dstar": lambda: dstar_train_config(cfg, n)}[st.kind]()
-    _train_stage(folder, lambda **kw: train_fer(train, val, fc, device=run.dev, progress=run.progress, **kw), run.log)
+    recipe = stage_recipe(st, fc, train, val, run.dev) if st.kind in REUSABLE else None
+    src = reusable_checkpoint(st.kind, recipe, run.weights) if recipe and cfg.reuse else None
+    if src is not None: return _reuse_stage(folder, src, fc, run.log)
+    _train_stage(folder, lambda **kw: train_fer(train, val, fc, device=run.dev, progress=run.progress, **kw), run.log,
+                 extra={"recipe.json": recipe} if recipe else None)   # bundled with the model, so a later run can reuse it
 
 def _deocc_stage(run: Run, st: Stage, folder: Path):
     train, val, _ = run.data; cfg = run.cfg
@@ -318,9 +350,11 @@ def _stage_worker(spec: dict, stage: dict) -> str:
     "Run one stage (`asdict` of a `Stage`) in a worker process; returns a log line."
     st = Stage(**{**stage, "deps": tuple(stage["deps"])})
     key = json.dumps(spec, sort_keys=True)
-    if key not in _RUNS: _RUNS[key] = Run(_config_from_json(spec["cfg"]), Path(spec["out"]), spec["device"], progress=False, log=lambda *a: None)
+    if key not in _RUNS: _RUNS[key] = Run(_config_from_json(spec["cfg"]), Path(spec["out"]), spec["device"], progress=False, log=lambda *a: None,
+                                        weights=spec["weights"])
     t0 = time.time(); run_stage(_RUNS[key], st)
-    return f"  {st.name}: done in {time.time() - t0:.0f} s"
+    reused = json.loads((Path(spec["out"]) / st.name / "done.json").read_text()).get("reused")
+    return f"  {st.name}: " + (f"reused bundled {reused} (same recipe, same faces)" if reused else f"done in {time.time() - t0:.0f} s")
 
 def _stop(pool):
     "Cancel what has not started and end the workers (after a failure)."
@@ -331,7 +365,7 @@ def _stop(pool):
 def _run_parallel(run: Run, stages: list[Stage], jobs: int):
     "Run `stages` in `jobs` worker processes, each as soon as its inputs are done."
     from deocc.reproduce import _stage_worker as worker, _worker_init as init   # importable by name in the spawned processes
-    spec = dict(cfg=asdict(run.cfg), out=str(run.out), device=str(run.dev))
+    spec = dict(cfg=asdict(run.cfg), out=str(run.out), device=str(run.dev), weights=str(run.weights))
     done = {s.name for s in plan_stages(run.cfg) if _stage_done(run.out / s.name)}
     waiting, running = [s for s in stages if s.name not in done], {}
     pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=init, initargs=(os.getpid(),))
@@ -465,9 +499,11 @@ def _heldout_section(h: dict, names: dict) -> list[str]:
 def _stages_table(stages: dict) -> list[str]:
     L = ["| stage | steps | seconds | ms per step |", "|---|---|---|---|"]
     for name, s in stages.items():
-        per = f"{s['seconds'] / s['steps'] * 1000:.0f}" if s.get("steps") else "–"
-        L.append(f"| {name} | {s.get('steps') or '–'} | {s['seconds']:.0f} | {per} |")
-    return L + ["", "Seconds of each stage's first run (a resumed stage counts its last part only), for setting budgets."]
+        per = f"{s['seconds'] / s['steps'] * 1000:.0f}" if s.get("steps") and not s.get("reused") else "–"
+        secs = f"reused bundled {s['reused']}" if s.get("reused") else f"{s['seconds']:.0f}"
+        L.append(f"| {name} | {s.get('steps') or '–'} | {secs} | {per} |")
+    return L + ["", "Seconds of each stage's first run (a resumed stage counts its last part only), for setting budgets. A reused stage",
+                "copied the bundled checkpoint trained with the same recipe on the same faces (`--set reuse=false` trains it)."]
 
 def results_markdown(agg: dict, title: str = "deocc reproduce", command: str = "", meta: dict | None = None,
                      names: dict | None = None, heldout: dict | None = None, stages: dict | None = None) -> str:
@@ -646,8 +682,9 @@ def stage_times(out: Path, cfg: ReproduceConfig) -> dict:
     times = {}
     for s in plan_stages(cfg):
         tc = out / s.name / "train_config.json"
-        times[s.name] = dict(seconds=json.loads((out / s.name / "done.json").read_text()).get("seconds", 0.0),
-                             steps=json.loads(tc.read_text()).get("max_steps") if tc.exists() else None)
+        done = json.loads((out / s.name / "done.json").read_text())
+        times[s.name] = dict(seconds=done.get("seconds", 0.0), steps=json.loads(tc.read_text()).get("max_steps") if tc.exists() else None,
+                             **({"reused": done["reused"]} if done.get("reused") else {}))
     return times
 
 def _meta(run: Run, evals: list[dict], wall: float, jobs: int) -> dict:
@@ -673,12 +710,12 @@ def _seed_results(out: Path, seed: int) -> dict:
 def _log(*a): print(*a, flush=True)   # lines appear as they happen, in a terminal or a log file
 
 def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results", device="cpu", progress: bool = True,
-              log=_log, command: str | None = None, jobs: int | None = None) -> dict:
-    "Run the experiment (resumable; `jobs` worker processes, default `default_jobs()`), write the report to `out`."
+              log=_log, command: str | None = None, jobs: int | None = None, weights: str | Path | None = None) -> dict:
+    "Run the experiment (resumable; `jobs` worker processes, default `default_jobs()`), write the report to `out`; `weights`: bundled checkpoints to reuse (default the package's)."
     cfg, out, jobs, t0 = check_config(choose_preset(REPRODUCE_PRESETS, cfg, "reproduce")), Path(out), jobs or default_jobs(), time.time()
     _open_run_folder(cfg, out)
     with threads(1):
-        run = Run(cfg, out, device, progress and jobs == 1, log)
+        run = Run(cfg, out, device, progress and jobs == 1, log, weights)
         log(f"deocc reproduce → {out}/ on {run.dev}, {jobs} process(es)")
         stages = plan_stages(cfg)
         if jobs > 1: _run_parallel(run, stages, jobs)
@@ -690,14 +727,15 @@ def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results",
     return result
 
 # %% ../nbs/07b_reproduce.ipynb #21826550
-BUNDLE = {"fer": "synthface-fer", "judge": "synthface-judge", "no_expr": "synthface-no_expr", "full": "synthface-full"}
+BUNDLE = {"fer": "synthface-fer", "judge": "synthface-judge", "dstar": "synthface-dstar", "no_expr": "synthface-no_expr", "full": "synthface-full"}
 
 def run_checkpoints(out: str | Path, seed: int | None = None) -> dict[str, Path]:
     "{bundled name: final model folder} of the models a finished run trained, for `seed` (default: its first seed)."
     out = Path(out); cfg = json.loads((out / "config.json").read_text())
     seed = cfg["seeds"][0] if seed is None else seed
     judge = "shared/judge" if not cfg.get("judge_per_seed") else f"seed{seed}/judge"
-    src = {"fer": out / f"seed{seed}" / "fer", "judge": out / judge, "no_expr": out / f"seed{seed}" / "no_expr", "full": out / f"seed{seed}" / "full"}
+    src = {"fer": out / f"seed{seed}" / "fer", "judge": out / judge, "dstar": out / "shared" / "dstar",
+           "no_expr": out / f"seed{seed}" / "no_expr", "full": out / f"seed{seed}" / "full"}
     skip = {"fer": cfg.get("teacher", "deocc-fer") != "deocc-fer", "judge": cfg.get("judge", "deocc-judge") != "deocc-judge"}
     sources = {BUNDLE[k]: p / "final" for k, p in src.items() if not skip.get(k)}
     for s in sources.values():
