@@ -23,6 +23,8 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     the smaller lambda_adv (the gentler adversarial push), then the fine-tune on the run's own pretraining (no redone
     pretraining). Under this rule CP_adv2.0 (82.1 %, 1.1 points above the next) set LossConfig.lambda_adv = 2.
     Each row records the lambda_expr, expr_loss and lambda_adv it was trained with.
+  - CP_wide: the adopted C with a wider fill decoder (widths 64, 48, 32, 24; last block 24 instead of 48, 32, 24, 16 and
+    16), the shared pretraining redone with it: does the fill net lack capacity?
   - C_run: no training; the run's own seed-0 C (--results) scored the same way, the reference for the variants.
 
 Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py [--results DIR] [--set KEY=VALUE ...] [VARIANT ...]
@@ -51,6 +53,8 @@ VARIANTS = {   # name: (kind, settings)
     **{f"C_adv{a}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.2, 0.5, 2.0)},   # sharper fills?
     "C_l1": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", pixel_loss="l1")),
     **{f"CP_adv{a}": ("deocc_pretrained", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.5, 2.0)},   # λ_adv from the start
+    "CP_wide": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.fill.decoder_channels": (64, 48, 32, 24),
+                                     "model.fill.final_channels": 24}),   # a wider fill decoder, pretrained and fine-tuned
     **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
     "mask_post": ("mask", {}),
     "C_run": ("run", {}),
