@@ -25,6 +25,8 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     Each row records the lambda_expr, expr_loss and lambda_adv it was trained with.
   - CP_wide: the adopted C with a wider fill decoder (widths 64, 48, 32, 24; last block 24 instead of 48, 32, 24, 16 and
     16), the shared pretraining redone with it: does the fill net lack capacity?
+  - CP_large: the adopted C with the fill net's encoder mobilenetv3_large_075 instead of mobilenetv3_small_050 (598k
+    parameters in the fill net instead of 126k, 5 % more time per step), the shared pretraining redone with it.
   - C_run: no training; the run's own seed-0 C (--results) scored the same way, the reference for the variants.
 
 Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py [--results DIR] [--set KEY=VALUE ...] [VARIANT ...]
@@ -55,6 +57,7 @@ VARIANTS = {   # name: (kind, settings)
     **{f"CP_adv{a}": ("deocc_pretrained", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.5, 2.0)},   # λ_adv from the start
     "CP_wide": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.fill.decoder_channels": (64, 48, 32, 24),
                                      "model.fill.final_channels": 24}),   # a wider fill decoder, pretrained and fine-tuned
+    "CP_large": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.fill.encoder": "mobilenetv3_large_075"}),   # a 4.7x larger fill net
     **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
     "mask_post": ("mask", {}),
     "C_run": ("run", {}),
