@@ -54,7 +54,7 @@ VARIANTS = {   # name: (kind, settings)
     **{f"C_feat{l}": ("deocc", dict(lambda_expr=l, expr_loss="feat")) for l in (1.0, 3.0)},   # a stronger L_expr at λ_adv 2?
     **{f"C_adv{a}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.2, 0.5, 2.0)},   # sharper fills?
     "C_l1": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", pixel_loss="l1")),
-    **{f"CP_adv{a}": ("deocc_pretrained", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.5, 2.0)},   # λ_adv from the start
+    **{f"CP_adv{a}": ("deocc_pretrained", dict(lambda_expr=0.3, expr_loss="feat", lambda_adv=a)) for a in (0.5, 2.0, 4.0)},   # λ_adv from the start
     "CP_wide": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.fill.decoder_channels": (64, 48, 32, 24),
                                      "model.fill.final_channels": 24}),   # a wider fill decoder, pretrained and fine-tuned
     "CP_large": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.fill.encoder": "mobilenetv3_large_075"}),   # a 4.7x larger fill net
