@@ -28,13 +28,14 @@ from .train import (apply_settings, bundle, bundle_size, fer_train_config, to_fl
                     train_fer, train_preset)
 
 # %% auto #0
-__all__ = ['REPRODUCE_PRESETS', 'STAGE_KINDS', 'REUSABLE', 'PAIRS', 'METHOD_NAMES', 'POSTER', 'OWN', 'ROLE', 'MASK_ROW', 'BUNDLE',
-           'ReproduceConfig', 'check_config', 'reproduce_command', 'more_people', 'split_data', 'heldout_available',
-           'occluded_test_set', 'fer_recipe', 'judge_train_config', 'dstar_train_config', 'deocc_train_config', 'Stage',
-           'plan_stages', 'Run', 'faces_sha256', 'stage_recipe', 'reusable_checkpoint', 'run_stage', 'default_jobs',
-           'aggregate', 'fmt_ms', 'paired_differences', 'recovered_fractions', 'results_markdown',
-           'plot_accuracy_vs_coverage', 'coverage_figure', 'plot_confusions', 'save_sample_grid', 'summarise',
-           'stage_times', 'reproduce', 'run_checkpoints', 'bundle_run', 'reproduce_cmd']
+__all__ = ['REPRODUCE_PRESETS', 'STAGE_KINDS', 'REUSABLE', 'RECIPE_PARTS', 'PAIRS', 'METHOD_NAMES', 'POSTER', 'OWN', 'ROLE',
+           'MASK_ROW', 'BUNDLE', 'ReproduceConfig', 'check_config', 'reproduce_command', 'more_people', 'split_data',
+           'heldout_available', 'occluded_test_set', 'fer_recipe', 'judge_train_config', 'dstar_train_config',
+           'deocc_train_config', 'Stage', 'plan_stages', 'Run', 'faces_sha256', 'stage_recipe', 'reusable_checkpoint',
+           'reuse_mismatch', 'run_stage', 'default_jobs', 'aggregate', 'fmt_ms', 'paired_differences',
+           'recovered_fractions', 'results_markdown', 'plot_accuracy_vs_coverage', 'coverage_figure', 'plot_confusions',
+           'save_sample_grid', 'summarise', 'stage_times', 'reproduce', 'run_checkpoints', 'bundle_run',
+           'reproduce_cmd']
 
 # %% ../nbs/07b_reproduce.ipynb #2b8a72a9
 @dataclass
@@ -244,13 +245,13 @@ class Run:
 # %% ../nbs/07b_reproduce.ipynb #1e9f4b70
 def _stage_done(folder: Path) -> bool: return (folder / "done.json").exists()
 
-def _train_stage(folder: Path, train_fn, log, extra: dict | None = None) -> None:
-    "Run (or resume) one training stage; the final model is saved to `folder/final` (with `extra` JSON files), then `done.json`."
+def _train_stage(folder: Path, train_fn, log, extra: dict | None = None, note: str | None = None) -> None:
+    "Run (or resume) one training stage; the final model is saved to `folder/final` (with `extra` JSON files), then `done.json` (with `note`)."
     t0 = time.time(); resume = (folder / "last").exists()
-    log(f"  {folder.parent.name}/{folder.name}: {'resuming' if resume else 'training'}")
+    log(f"  {folder.parent.name}/{folder.name}: {'resuming' if resume else 'training'}" + (f" ({note})" if note else ""))
     model, hist = train_fn(out=folder, resume=resume)
     model.save_pretrained(folder / "final", extra=extra)
-    atomic_write_json(folder / "done.json", dict(seconds=round(time.time() - t0, 1), last=hist[-1] if len(hist) else {}))
+    atomic_write_json(folder / "done.json", dict(seconds=round(time.time() - t0, 1), last=hist[-1] if len(hist) else {}, **({"note": note} if note else {})))
 
 REUSABLE = {"fer": "synthface-fer", "judge": "synthface-judge", "dstar": "synthface-dstar"}   # stage kind: the bundled checkpoint that may stand in for it
 
@@ -271,6 +272,17 @@ def reusable_checkpoint(kind: str, recipe: dict, weights: str | Path | None = No
     f = Path(weights or WEIGHTS_DIR) / str(name) / "recipe.json"
     return f.parent if name and f.exists() and json.loads(f.read_text()) == json.loads(json.dumps(recipe)) else None
 
+RECIPE_PARTS = {"stage": "another stage", "train_config": "another training configuration",
+                "faces_sha256": "other faces (the data differ, or this CPU renders them differently)", "device": "another kind of device"}
+
+def reuse_mismatch(kind: str, recipe: dict, weights: str | Path | None = None) -> str | None:
+    "Why the bundled checkpoint for `kind` cannot stand in for a stage with `recipe` (None: there is none, or it can)."
+    name = REUSABLE.get(kind); f = Path(weights or WEIGHTS_DIR) / str(name) / "recipe.json"
+    if not name or not f.exists(): return None
+    have, want = json.loads(f.read_text()), json.loads(json.dumps(recipe))
+    diff = [RECIPE_PARTS.get(k, k) for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
+    return f"bundled {name} not reused: trained with {' and '.join(diff)}" if diff else None
+
 def _reuse_stage(folder: Path, src: Path, fc, log) -> None:
     "Finish a stage with the bundled checkpoint `src` as its final model (its config recorded, 0 s, `reused` named)."
     with atomic_dir(folder / "final") as tmp:
@@ -287,8 +299,9 @@ def _fer_stage(run: Run, st: Stage, folder: Path):
     recipe = stage_recipe(st, fc, train, val, run.dev) if st.kind in REUSABLE else None
     src = reusable_checkpoint(st.kind, recipe, run.weights) if recipe and cfg.reuse else None
     if src is not None: return _reuse_stage(folder, src, fc, run.log)
+    why = reuse_mismatch(st.kind, recipe, run.weights) if recipe and cfg.reuse else None   # said in the log and done.json
     _train_stage(folder, lambda **kw: train_fer(train, val, fc, device=run.dev, progress=run.progress, **kw), run.log,
-                 extra={"recipe.json": recipe} if recipe else None)   # bundled with the model, so a later run can reuse it
+                 extra={"recipe.json": recipe} if recipe else None, note=why)   # recipe.json: bundled with the model, so a later run can reuse it
 
 def _deocc_stage(run: Run, st: Stage, folder: Path):
     train, val, _ = run.data; cfg = run.cfg
@@ -353,8 +366,9 @@ def _stage_worker(spec: dict, stage: dict) -> str:
     if key not in _RUNS: _RUNS[key] = Run(_config_from_json(spec["cfg"]), Path(spec["out"]), spec["device"], progress=False, log=lambda *a: None,
                                         weights=spec["weights"])
     t0 = time.time(); run_stage(_RUNS[key], st)
-    reused = json.loads((Path(spec["out"]) / st.name / "done.json").read_text()).get("reused")
-    return f"  {st.name}: " + (f"reused bundled {reused} (same recipe, same faces)" if reused else f"done in {time.time() - t0:.0f} s")
+    done = json.loads((Path(spec["out"]) / st.name / "done.json").read_text())
+    if done.get("reused"): return f"  {st.name}: reused bundled {done['reused']} (same recipe, same faces)"
+    return f"  {st.name}: done in {time.time() - t0:.0f} s" + (f" ({done['note']})" if done.get("note") else "")
 
 def _stop(pool):
     "Cancel what has not started and end the workers (after a failure)."
