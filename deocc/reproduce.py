@@ -266,22 +266,26 @@ def stage_recipe(st: Stage, fc, train: FaceSet, val: FaceSet, device="cpu") -> d
     "What makes a classifier stage's model: the stage (its name seeds it), its training configuration, its faces and the kind of device."
     return dict(stage=st.name, train_config=config_to_dict(fc), faces_sha256=faces_sha256(train, val), device=resolve_device(device).type)
 
+def _bundled_recipe(kind: str, weights: str | Path | None) -> tuple[Path | None, dict | None]:
+    "The bundled checkpoint folder that may stand in for a stage of `kind`, and the recipe it records ((None, None): none)."
+    name = REUSABLE.get(kind); f = Path(weights or WEIGHTS_DIR) / str(name) / "recipe.json"
+    return (f.parent, json.loads(f.read_text())) if name and f.exists() else (None, None)
+
 def reusable_checkpoint(kind: str, recipe: dict, weights: str | Path | None = None) -> Path | None:
     "The bundled checkpoint for a stage of `kind` if its `recipe.json` equals `recipe` (same recipe, same faces), else None."
-    name = REUSABLE.get(kind)
-    f = Path(weights or WEIGHTS_DIR) / str(name) / "recipe.json"
-    return f.parent if name and f.exists() and json.loads(f.read_text()) == json.loads(json.dumps(recipe)) else None
+    src, have = _bundled_recipe(kind, weights)
+    return src if have is not None and have == json.loads(json.dumps(recipe)) else None
 
 RECIPE_PARTS = {"stage": "another stage", "train_config": "another training configuration",
                 "faces_sha256": "other faces (the data differ, or this CPU renders them differently)", "device": "another kind of device"}
 
 def reuse_mismatch(kind: str, recipe: dict, weights: str | Path | None = None) -> str | None:
     "Why the bundled checkpoint for `kind` cannot stand in for a stage with `recipe` (None: there is none, or it can)."
-    name = REUSABLE.get(kind); f = Path(weights or WEIGHTS_DIR) / str(name) / "recipe.json"
-    if not name or not f.exists(): return None
-    have, want = json.loads(f.read_text()), json.loads(json.dumps(recipe))
+    src, have = _bundled_recipe(kind, weights)
+    if have is None: return None
+    want = json.loads(json.dumps(recipe))
     diff = [RECIPE_PARTS.get(k, k) for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
-    return f"bundled {name} not reused: trained with {' and '.join(diff)}" if diff else None
+    return f"bundled {src.name} not reused: trained with {' and '.join(diff)}" if diff else None
 
 def _reuse_stage(folder: Path, src: Path, fc, log) -> None:
     "Finish a stage with the bundled checkpoint `src` as its final model (its config recorded, 0 s, `reused` named)."
