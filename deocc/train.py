@@ -772,8 +772,8 @@ def bundle(sources: Mapping[str, str | Path],    # {bundled name: checkpoint fol
     dest, written = Path(dest or WEIGHTS_DIR), []
     for name, src in sources.items():
         with atomic_dir(dest / name) as tmp:
-            for f in ("config.json", "model.safetensors", "recipe.json"):   # recipe.json: only where the source has one
-                if f != "recipe.json" or (Path(src) / f).exists(): shutil.copy2(Path(src) / f, tmp / f)
+            for f in ("config.json", "model.safetensors"): shutil.copy2(Path(src) / f, tmp / f)
+            if (Path(src) / "recipe.json").exists(): shutil.copy2(Path(src) / "recipe.json", tmp / "recipe.json")   # what trained it, for reuse
             atomic_write_json(tmp / "provenance.json", dict(source=str(src), **(provenance or {})))
         written.append(dest / name)
     return written
