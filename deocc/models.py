@@ -20,13 +20,13 @@ import deocc
 from .core import DeoccError, EXPRESSIONS, atomic_dir, from_preset, resolve_device
 
 # %% auto #0
-__all__ = ['MODEL_TYPES', 'CONFIG_NAME', 'WEIGHTS_NAME', 'LATER_TYPES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'FER_PRESETS', 'MODES',
-           'FILL_INITS', 'DEOCC_PRESETS', 'ARCHITECTURES', 'ROLES', 'config_from_dict', 'config_to_dict',
-           'register_model', 'state_to_bytes', 'read_checkpoint_config', 'read_weights', 'PretrainedMixin',
-           'load_state_strict', 'load_model', 'n_params', 'FERConfig', 'FER', 'create_fer', 'UNetConfig', 'UNet',
-           'DeoccConfig', 'Restoration', 'dilate', 'pushpull', 'composite', 'Deoccluder', 'create_deoccluder',
-           'DiscConfig', 'PatchDiscriminator', 'create_discriminator', 'model_names', 'checkpoint_folder', 'check_role',
-           'create_model', 'threads', 'restore_latency']
+__all__ = ['MODEL_TYPES', 'CONFIG_NAME', 'WEIGHTS_NAME', 'LATER_TYPES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'FER_PRESETS',
+           'UPSAMPLE_MODES', 'MODES', 'FILL_INITS', 'DEOCC_PRESETS', 'ARCHITECTURES', 'ROLES', 'config_from_dict',
+           'config_to_dict', 'register_model', 'state_to_bytes', 'read_checkpoint_config', 'read_weights',
+           'PretrainedMixin', 'load_state_strict', 'load_model', 'n_params', 'FERConfig', 'FER', 'create_fer',
+           'UNetConfig', 'UNet', 'DeoccConfig', 'Restoration', 'dilate', 'pushpull', 'composite', 'Deoccluder',
+           'create_deoccluder', 'DiscConfig', 'PatchDiscriminator', 'create_discriminator', 'model_names',
+           'checkpoint_folder', 'check_role', 'create_model', 'threads', 'restore_latency']
 
 # %% ../nbs/04_models.ipynb #1598ae78
 def config_from_dict(cls, d: dict, where: str = "config"):
@@ -209,18 +209,24 @@ class UNetConfig:
     decoder_channels: tuple[int, ...] = (48, 32, 24, 16)  # one width per stage, deepest first
     space_to_depth: int = 2                               # pixel-unshuffle factor of the input (1: none); the head shuffles back
     final_channels: int = 16                              # width of the last block (at 1/space_to_depth resolution)
+    upsample: str = "nearest"                             # how the decoder upsamples: "nearest" or "bilinear" (no blocks)
+    head_kernel: int = 1                                  # the head's kernel (odd): 1, or 3 to blend the space-to-depth cells
+
+UPSAMPLE_MODES = ("nearest", "bilinear")
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 class _UpBlock(nn.Module):
-    "Upsample (nearest) to the skip's size, concatenate the skip, one 3×3 conv-BN-ReLU."
-    def __init__(self, cin: int, cskip: int, cout: int):
+    "Upsample (`mode`: nearest or bilinear) to the skip's size, concatenate the skip, one 3×3 conv-BN-ReLU."
+    def __init__(self, cin: int, cskip: int, cout: int, mode: str = "nearest"):
         super().__init__()
-        self.conv = _conv_bn_relu(cin + cskip, cout)
+        self.conv, self.mode = _conv_bn_relu(cin + cskip, cout), mode
     def forward(self, x, skip):
-        x = F.interpolate(x, scale_factor=2, mode="nearest") if skip.shape[-1] == 2 * x.shape[-1] and skip.shape[-2] == 2 * x.shape[-2] \
-            else F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+        if self.mode == "bilinear": x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        else:
+            x = F.interpolate(x, scale_factor=2, mode="nearest") if skip.shape[-1] == 2 * x.shape[-1] and skip.shape[-2] == 2 * x.shape[-2] \
+                else F.interpolate(x, size=skip.shape[-2:], mode="nearest")
         return self.conv(torch.cat([x, skip], 1))
 
 def _encoder(cfg: UNetConfig, in_ch: int) -> tuple[nn.Module, list[dict]]:
@@ -238,15 +244,17 @@ class UNet(nn.Module):
     def __init__(self, cfg: UNetConfig, in_ch: int, out_ch: int):
         super().__init__()
         self.cfg, f = cfg, cfg.space_to_depth
+        if cfg.upsample not in UPSAMPLE_MODES: raise DeoccError(f"unknown upsample {cfg.upsample!r}; choose from {UPSAMPLE_MODES}")
+        if cfg.head_kernel < 1 or cfg.head_kernel % 2 == 0: raise DeoccError(f"head_kernel must be an odd number >= 1, got {cfg.head_kernel}")
         self.encoder, info = _encoder(cfg, in_ch * f * f)
         enc, dc = [i["num_chs"] for i in info], tuple(cfg.decoder_channels)
         if len(dc) != len(enc):
             raise DeoccError(f"decoder_channels has {len(dc)} entries but encoder {cfg.encoder!r} at depth {cfg.depth} has {len(enc)} stages {enc}; give one width per stage")
         self.stages, self.stride = enc, info[-1]["reduction"] * f            # inputs are padded to a multiple of the stride
         self.bottleneck = _conv_bn_relu(enc[-1], dc[0])
-        self.ups = nn.ModuleList(_UpBlock(dc[i], enc[-2 - i], dc[i + 1]) for i in range(len(dc) - 1))
-        self.final = _UpBlock(dc[-1], in_ch * f * f, cfg.final_channels)     # skip: every input pixel, folded
-        self.head = nn.Conv2d(cfg.final_channels, out_ch * f * f, 1)
+        self.ups = nn.ModuleList(_UpBlock(dc[i], enc[-2 - i], dc[i + 1], cfg.upsample) for i in range(len(dc) - 1))
+        self.final = _UpBlock(dc[-1], in_ch * f * f, cfg.final_channels, cfg.upsample)     # skip: every input pixel, folded
+        self.head = nn.Conv2d(cfg.final_channels, out_ch * f * f, cfg.head_kernel, padding=cfg.head_kernel // 2)
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

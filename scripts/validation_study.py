@@ -27,6 +27,9 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     16), the shared pretraining redone with it: does the fill net lack capacity?
   - CP_large: the adopted C with the fill net's encoder mobilenetv3_large_075 instead of mobilenetv3_small_050 (598k
     parameters in the fill net instead of 126k, 5 % more time per step), the shared pretraining redone with it.
+  - CP_bilinear, CP_smooth: the adopted C with the fill net's decoder upsampling bilinearly instead of to the nearest
+    pixel (the fills were blocky), and for CP_smooth also a 3×3 instead of a 1×1 head (the 2×2 cells of the
+    space-to-depth output showed as a grid), the shared pretraining redone with it.
   - C_run: no training; the run's own seed-0 C (--results) scored the same way, the reference for the variants.
 
 Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py [--results DIR] [--set KEY=VALUE ...] [VARIANT ...]
@@ -58,6 +61,9 @@ VARIANTS = {   # name: (kind, settings)
     "CP_wide": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.fill.decoder_channels": (64, 48, 32, 24),
                                      "model.fill.final_channels": 24}),   # a wider fill decoder, pretrained and fine-tuned
     "CP_large": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.fill.encoder": "mobilenetv3_large_075"}),   # a 4.7x larger fill net
+    "CP_bilinear": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.fill.upsample": "bilinear"}),   # no blocky fills?
+    "CP_smooth": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.fill.upsample": "bilinear",
+                                       "model.fill.head_kernel": 3}),   # and a 3×3 head that blends the 2×2 space-to-depth cells
     **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
     "mask_post": ("mask", {}),
     "C_run": ("run", {}),
