@@ -124,6 +124,7 @@ def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C
         init = (samples or Path(tempfile.mkdtemp())) / f"{name}-pretrain"; model.save_pretrained(init)
     tc = deocc_train_config(cfg, "full", 0, cfg.deocc_steps, len(train), str(init), **settings)
     model, h = train_deoccluder(train, Run(cfg, results, "cpu").teacher(0), tc, val, progress=False)
+    if samples is not None: model.save_pretrained(samples / f"{name}-final")   # to look at (scripts/grid_artifacts.py)
     keys = [k[4:] for k in h[-1] if k.startswith("val_")]
     return dict(settings, lambda_expr=tc.loss.lambda_expr, expr_loss=tc.loss.expr_loss, lambda_adv=tc.loss.lambda_adv,   # as trained
                 **{k: [round(r[f"val_{k}"], 4) for r in h if f"val_{k}" in r] for k in keys},   # not every epoch validates
