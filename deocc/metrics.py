@@ -11,8 +11,8 @@ import kornia
 from .core import DeoccError, make_generator
 
 # %% auto #0
-__all__ = ['accuracy', 'confusion_matrix', 'psnr', 'ssim_map', 'ssim', 'mask_iou', 'region_metrics', 'paired_bootstrap',
-           'recovered_fraction']
+__all__ = ['accuracy', 'confusion_matrix', 'psnr', 'ssim_map', 'ssim', 'noise_level', 'mask_iou', 'region_metrics',
+           'paired_bootstrap', 'recovered_fraction']
 
 # %% ../nbs/05b_metrics.ipynb #a24a6c0f
 def accuracy(pred: torch.Tensor,   # (N, C) scores or (N,) predicted classes
@@ -61,6 +61,22 @@ def ssim(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None, win
     "Per-image SSIM `(B,)` (kornia's SSIM map, averaged over all pixels or over the masked ones)."
     return _masked_mean(ssim_map(x, y, window), mask)
 
+# %% ../nbs/05b_metrics.ipynb #7492c6bd
+_LAPLACE_DIFF = torch.tensor([[1., -2., 1.], [-2., 4., -2.], [1., -2., 1.]])   # Immerkær (1996): two Laplacians' difference
+
+def noise_level(images: torch.Tensor,              # (B, C, H, W) float in [0, 1]
+                region: torch.Tensor | None = None # (B, 1, H, W) {0, 1}: where to measure (None: the whole image)
+               ) -> torch.Tensor:
+    "Sensor-noise sd `(B,)` estimated from `region`: median |Immerkær response| / (0.6745 × 6); 0 where the region is empty."
+    B, C, H, W = images.shape
+    if H < 3 or W < 3: raise DeoccError(f"noise_level needs images of at least 3×3 pixels, got {H}×{W}")
+    r = torch.nn.functional.conv2d(images.float(), _LAPLACE_DIFF.to(images.device)[None, None].expand(C, 1, 3, 3), groups=C).abs()
+    if region is not None:   # keep a pixel only if its 3×3 neighbourhood lies in the region (a min-pool of the region)
+        inside = -torch.nn.functional.max_pool2d(-region.float(), 3, 1)          # (B, 1, H-2, W-2), aligned with r
+        r = torch.where(inside.expand_as(r) > 0.5, r, torch.full_like(r, float("nan")))
+    return torch.nan_to_num(r.flatten(1).nanmedian(1).values / (0.6745 * 6), nan=0.0)
+
+
 # %% ../nbs/05b_metrics.ipynb #7d3b9f41
 def mask_iou(pred: torch.Tensor, # (B, 1, H, W) predicted mask, {0, 1} (values > 0.5 count as masked)
              true: torch.Tensor, # (B, 1, H, W) true mask, same convention
@@ -81,10 +97,12 @@ def region_metrics(restored: torch.Tensor, # (B, 3, H, W) float in [0, 1]
                    clean: torch.Tensor,    # (B, 3, H, W) float in [0, 1], the un-occluded faces
                    mask: torch.Tensor      # (B, 1, H, W) {0, 1}, the true occluder mask
                   ) -> dict[str, torch.Tensor]:
-    "Per-image PSNR (dB) and SSIM `(B,)` over the whole image (`psnr`), inside the mask (`psnr_in`) and outside it (`psnr_out`)."
+    """Per-image PSNR (dB) and SSIM `(B,)` over the whole image (`psnr`), inside the mask (`psnr_in`) and outside it (`psnr_out`),
+    and `grain_in`: the noise sd inside the mask minus the clean face's there, in grey levels (0: as grainy; < 0: smoother)."""
     out, smap = 1 - mask, ssim_map(restored, clean)   # the SSIM map once (the costly part), reduced three ways
     return dict(psnr=psnr(restored, clean), psnr_in=psnr(restored, clean, mask), psnr_out=psnr(restored, clean, out),
-                ssim=_masked_mean(smap, None), ssim_in=_masked_mean(smap, mask), ssim_out=_masked_mean(smap, out))
+                ssim=_masked_mean(smap, None), ssim_in=_masked_mean(smap, mask), ssim_out=_masked_mean(smap, out),
+                grain_in=(noise_level(restored, mask) - noise_level(clean, mask)) * 255)
 
 # %% ../nbs/05b_metrics.ipynb #3a9f5c12
 def paired_bootstrap(correct_a,              # (N,) 1/0 (or float) per test image: method a right?

@@ -18,15 +18,17 @@ from safetensors import SafetensorError
 
 import deocc
 from .core import DeoccError, EXPRESSIONS, atomic_dir, from_preset, resolve_device
+from .metrics import noise_level
 
 # %% auto #0
 __all__ = ['MODEL_TYPES', 'CONFIG_NAME', 'WEIGHTS_NAME', 'LATER_TYPES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'FER_PRESETS',
-           'UPSAMPLE_MODES', 'MODES', 'FILL_INITS', 'DEOCC_PRESETS', 'ARCHITECTURES', 'ROLES', 'config_from_dict',
-           'config_to_dict', 'register_model', 'state_to_bytes', 'read_checkpoint_config', 'read_weights',
-           'PretrainedMixin', 'load_state_strict', 'load_model', 'n_params', 'FERConfig', 'FER', 'create_fer',
-           'UNetConfig', 'UNet', 'DeoccConfig', 'Restoration', 'dilate', 'pushpull', 'composite', 'Deoccluder',
-           'create_deoccluder', 'DiscConfig', 'PatchDiscriminator', 'create_discriminator', 'model_names',
-           'checkpoint_folder', 'check_role', 'create_model', 'threads', 'restore_latency']
+           'UPSAMPLE_MODES', 'MODES', 'FILL_INITS', 'DEOCC_PRESETS', 'GRAIN_SEED', 'ARCHITECTURES', 'ROLES',
+           'config_from_dict', 'config_to_dict', 'register_model', 'state_to_bytes', 'read_checkpoint_config',
+           'read_weights', 'PretrainedMixin', 'load_state_strict', 'load_model', 'n_params', 'FERConfig', 'FER',
+           'create_fer', 'UNetConfig', 'UNet', 'DeoccConfig', 'Restoration', 'dilate', 'pushpull', 'add_grain',
+           'regrain', 'composite', 'Deoccluder', 'create_deoccluder', 'DiscConfig', 'PatchDiscriminator',
+           'create_discriminator', 'model_names', 'checkpoint_folder', 'check_role', 'create_model', 'threads',
+           'restore_latency']
 
 # %% ../nbs/04_models.ipynb #1598ae78
 def config_from_dict(cls, d: dict, where: str = "config"):
@@ -280,18 +282,19 @@ class DeoccConfig:
     mask_threshold: float = 0.5                            # a pixel is occluded where sigmoid(mask logit) >= this
     mask_dilate: int = 1                                   # grow the predicted hard mask by this many pixels before filling (its rim)
     fill_init: str = "pushpull"                            # the hole the fill net sees: "pushpull" (a smooth fill it corrects) or "blank" (zeros)
+    grain: bool = False                                    # in eval mode, add sensor grain to the fill at the visible pixels' noise level
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
 DEOCC_PRESETS: dict[str, DeoccConfig] = {
-    "tiny": DeoccConfig(),                                                               # CPU: mobilenetv3_small_050 ×2
+    "tiny": DeoccConfig(grain=True),                                                     # CPU: mobilenetv3_small_050 ×2
     "base": DeoccConfig(fill=UNetConfig("efficientnet_b0", 5, (256, 128, 64, 48, 32), 1, 32),
-                        mask=UNetConfig("mobilenetv3_large_100", 4, (64, 48, 32, 24), 2, 16)),   # GPU
+                        mask=UNetConfig("mobilenetv3_large_100", 4, (64, 48, 32, 24), 2, 16), grain=True),   # GPU
 }
 
 class Restoration(NamedTuple):
     "Output of `Deoccluder.forward`."
-    image: torch.Tensor                  # (B, 3, H, W) in [0, 1]: the composite, fill inside `mask`, the input outside
+    image: torch.Tensor                  # (B, 3, H, W) in [0, 1]: the composite, fill (+ grain) inside `mask`, the input outside
     raw: torch.Tensor                    # (B, 3, H, W) in [0, 1]: the fill net's full-frame prediction
     mask_logits: torch.Tensor | None     # (B, 1, H, W) the mask net's logits; None when the mask was given
     mask: torch.Tensor | None = None     # (B, 1, H, W) in {0, 1}: the hard mask the composite used
@@ -326,6 +329,24 @@ def pushpull(images: torch.Tensor,   # (B, C, H, W)
     for x, w in reversed(levels[1:-1]): out = torch.where(w > 0, x, F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False))
     up = F.interpolate(out, size=images.shape[-2:], mode="bilinear", align_corners=False) if len(levels) > 1 else images
     return composite(up, images, mask)
+
+GRAIN_SEED = 0   # the grain pattern: one fixed N(0, 1) field per image size, drawn on the CPU (the same on every device)
+
+def add_grain(fill: torch.Tensor,    # (B, 3, H, W) in [0, 1]
+              sigma: torch.Tensor    # (B,) noise sd per image, e.g. `noise_level` of the visible pixels
+             ) -> torch.Tensor:
+    "`fill` plus `sigma` × a fixed Gaussian grain pattern, clamped to [0, 1]: deterministic, whatever the batch."
+    g = torch.Generator().manual_seed(GRAIN_SEED)
+    pattern = torch.randn((1, *fill.shape[1:]), generator=g).to(fill.device, fill.dtype)
+    return (fill + sigma.to(fill.dtype).view(-1, 1, 1, 1) * pattern).clamp(0, 1)
+
+def regrain(fill: torch.Tensor,    # (B, 3, H, W) in [0, 1]: the fill net's output
+            images: torch.Tensor,  # (B, 3, H, W) in [0, 1]: the occluded input
+            mask: torch.Tensor     # (B, 1, H, W) in {0, 1}: the hole
+           ) -> torch.Tensor:
+    "`fill` topped up with grain to the visible pixels' noise sd: sqrt(max(σ_visible² − σ_fill-in-hole², 0)) is added."
+    have, want = noise_level(fill, mask), noise_level(images, 1 - mask)
+    return add_grain(fill, (want.pow(2) - have.pow(2)).clamp(min=0).sqrt())
 
 def composite(fill: torch.Tensor, images: torch.Tensor,  # (B, 3, H, W)
               mask: torch.Tensor                         # (B, 1, H, W) in {0, 1}
@@ -387,7 +408,8 @@ class Deoccluder(PretrainedMixin, nn.Module):
         logits = self.mask_logits(images) if self.mask_net is not None and (mask is None or predict_mask) else None
         m = (mask > 0.5).to(images.dtype) if mask is not None else self.hard_mask(logits).to(images.dtype)
         raw = self.fill(images, m)
-        return Restoration(composite(raw, images, m), raw, logits, m)
+        painted = regrain(raw, images, m) if self.config.grain and not self.training else raw
+        return Restoration(composite(painted, images, m), raw, logits, m)
 
     @torch.inference_mode()
     def restore(self, images: torch.Tensor,            # (B, 3, H, W) float in [0, 1] or uint8

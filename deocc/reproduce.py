@@ -491,13 +491,17 @@ def _recovered_table(agg: dict) -> list[str]:
 
 # %% ../nbs/07b_reproduce.ipynb #2a6e9d51
 def _restoration_table(res: dict) -> list[str]:
-    L = ["| input | mask IoU | hole IoU | PSNR in mask (dB) | PSNR outside (dB) | PSNR (dB) | SSIM in mask | SSIM outside | SSIM |", "|---|---|---|---|---|---|---|---|---|"]
+    L = ["| input | mask IoU | hole IoU | PSNR in mask (dB) | PSNR outside (dB) | PSNR (dB) | SSIM in mask | SSIM outside | SSIM | grain in mask |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
     for m, r in res.get("restoration", {}).items():
         iou = " | ".join(fmt_ms(res[k][m], False, 3) if m in res.get(k, {}) else "–" for k in ("mask_iou", "hole_iou"))
         L.append(f"| {METHOD_NAMES.get(m, m).split(':')[0] if m != 'A' else 'A: occluded input'} | {iou} | " +
-                 " | ".join(fmt_ms(r[k], False, 2 if k.startswith('psnr') else 3) for k in ("psnr_in", "psnr_out", "psnr", "ssim_in", "ssim_out", "ssim")) + " |")
+                 " | ".join(fmt_ms(r[k], False, 2 if k.startswith('psnr') else 3) for k in ("psnr_in", "psnr_out", "psnr", "ssim_in", "ssim_out", "ssim")) +
+                 f" | {fmt_ms(r['grain_in'], False, 2) if 'grain_in' in r else '–'} |")
     return L + ["", "Per image, then averaged; PSNR is capped at 100 dB (identical pixels). Mask IoU scores the mask net's own mask "
-                "(thresholded); hole IoU the hole the model filled (that mask grown by `mask_dilate` pixels)."]
+                "(thresholded); hole IoU the hole the model filled (that mask grown by `mask_dilate` pixels). Grain in mask: the "
+                "sensor-noise sd inside the true mask minus the clean face's there, in grey levels (`deocc.metrics.noise_level`; "
+                "0: as grainy as the face, below 0: a smooth patch that shows where the hole was)."]
 
 def _group_table(res: dict, clf: str, key: str) -> list[str]:
     src = res.get(clf, {}).get(key, {})

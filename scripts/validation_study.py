@@ -30,6 +30,8 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
   - CP_bilinear, CP_smooth: the adopted C with the fill net's decoder upsampling bilinearly instead of to the nearest
     pixel (the fills were blocky), and for CP_smooth also a 3×3 instead of a 1×1 head (the 2×2 cells of the
     space-to-depth output showed as a grid), the shared pretraining redone with it.
+  - grain: no training; the run's seed-0 C with its fill re-grained in eval mode (`DeoccConfig.grain`, the presets'
+    default since it was scored here) and without: does the grain change what the classifiers read?
   - C_run: no training; the run's own seed-0 C (--results) scored the same way, the reference for the variants.
 
 Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py [--results DIR] [--set KEY=VALUE ...] [VARIANT ...]
@@ -42,6 +44,7 @@ from pathlib import Path
 import torch
 from deocc.core import DeoccError, add_options, image_grid, save_image
 from deocc.evaluate import predict_labels, restore_faces
+from deocc.metrics import region_metrics
 from deocc.models import create_model, n_params
 from deocc.occlude import occlusion_protocol
 from deocc.reproduce import (REPRODUCE_PRESETS, Run, check_config, deocc_train_config, dstar_train_config, judge_train_config,
@@ -66,6 +69,7 @@ VARIANTS = {   # name: (kind, settings)
                                        "model.fill.head_kernel": 3}),   # and a 3×3 head that blends the 2×2 space-to-depth cells
     **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
     "mask_post": ("mask", {}),
+    "grain": ("grain", {}),   # the run's C with and without re-graining its fill
     "C_run": ("run", {}),
 }
 
@@ -106,8 +110,10 @@ def score_deoccluder(model, cfg, val, results: Path, name: str = "C", samples: P
     acc = lambda m, x: round(float((predict_labels(m, x) == vo.labels).float().mean()), 4)
     if samples is not None:   # the first validation faces: occluded above, restored below, to look at the fills
         save_image(image_grid(torch.cat([to_float(vo.images[:12], "cpu"), restored[:12]]), ncols=12), samples / f"{name}.png")
+    region = region_metrics(restored, to_float(vo.meta["clean"], "cpu"), vo.meta["mask"].float())
     return dict(fer_occluded=acc(run.teacher(0), vo.images), fer_restored=acc(run.teacher(0), restored),
-                judge_occluded=acc(run.judge(0), vo.images), judge_restored=acc(run.judge(0), restored))
+                judge_occluded=acc(run.judge(0), vo.images), judge_restored=acc(run.judge(0), restored),
+                **{f"val_{k}": round(float(region[k].mean()), 3) for k in ("psnr_in", "grain_in")})
 
 def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C", samples: Path | None = None,
                   pretrain: bool = False) -> dict:
@@ -134,6 +140,12 @@ def run_variant(cfg, val, results: Path, samples: Path | None = None) -> dict:
     "The run's own seed-0 C, scored like the fine-tuned variants (the adopted setting at the run's full budget)."
     if results is None or not (results / "seed0" / "full" / "done.json").exists(): sys.exit("C_run needs --results with seed0/full done")
     return score_deoccluder(create_model(results / "seed0" / "full" / "final"), cfg, val, results, "C_run", samples)
+
+def grain_variant(cfg, val, results: Path, samples: Path | None = None) -> dict:
+    "The run's own seed-0 C with its fill re-grained (`grain=True`) and without, scored like the fine-tuned variants."
+    if results is None or not (results / "seed0" / "full" / "done.json").exists(): sys.exit("grain needs --results with seed0/full done")
+    return {f"grain_{g}": score_deoccluder(create_model(results / "seed0" / "full" / "final", grain=g), cfg, val, results,
+                                           f"C_run_grain_{g}", samples) for g in (False, True)}
 
 def mask_variant(cfg, val, results: Path) -> dict:
     "The seed-0 C of `results` with each threshold and dilation of its predicted mask, on the validation protocol."
@@ -189,6 +201,7 @@ def main(argv=None):
         elif kind == "dstar": res = dstar_variant(cfg, train, val, s["p"])
         elif kind == "pretrain": res = pretrain_variant(cfg, s["extra_identities"])
         elif kind == "mask": res = mask_variant(cfg, val, ns.results)
+        elif kind == "grain": res = grain_variant(cfg, val, ns.results, ns.samples)
         elif kind == "run": res = run_variant(cfg, val, ns.results, ns.samples)
         else: res = deocc_variant(cfg, train, val, ns.results, s, name, ns.samples, kind == "deocc_pretrained"); deoccs.append(dict(res, variant=name))
         print(json.dumps(dict(variant=name, seconds=round(time.time() - t0), **res)), flush=True)
