@@ -16,7 +16,7 @@ from einops import rearrange
 
 from .core import (DeoccError, EXPRESSIONS, FaceSet, SIZE_RANGE, add_options, bounded, check_fields, command,
                    load_imagefolder, resolve_device, to_uint8, common_side)
-from .metrics import accuracy, confusion_matrix, mask_iou, psnr, region_metrics, ssim
+from .metrics import accuracy, confusion_matrix, mask_iou, noise_level, psnr, region_metrics, ssim
 from .models import create_model
 from .occlude import load_occluder_art
 from .train import apply_settings, predict_proba, restore_all, restore_blind, to_float
@@ -105,9 +105,10 @@ def _record(res: dict, name: str, pred: torch.Tensor, y: torch.Tensor, kinds, le
     res["correct"][name] = (pred == y).int().tolist()
 
 def _restoration(test: FaceSet, views: dict) -> dict:
-    "{method: mean per-image PSNR/SSIM in and out of the true mask}."
+    "{method: mean per-image PSNR/SSIM in and out of the true mask, and its grain there}."
     clean, mask = to_float(test.meta["clean"], "cpu"), true_mask(test)
-    return {m: {k: float(v.mean()) for k, v in region_metrics(to_float(views[m], "cpu"), clean, mask).items()} for m in views if m != "clean"}
+    cn = noise_level(clean, mask)   # the clean faces' noise in the mask: once, not once per method
+    return {m: {k: float(v.mean()) for k, v in region_metrics(to_float(views[m], "cpu"), clean, mask, cn).items()} for m in views if m != "clean"}
 
 def _ious(test: FaceSet, masks: dict) -> dict:
     "{B/C: mean per-image IoU of a mask with the true one}."

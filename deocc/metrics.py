@@ -95,14 +95,15 @@ def mask_iou(pred: torch.Tensor, # (B, 1, H, W) predicted mask, {0, 1} (values >
 
 def region_metrics(restored: torch.Tensor, # (B, 3, H, W) float in [0, 1]
                    clean: torch.Tensor,    # (B, 3, H, W) float in [0, 1], the un-occluded faces
-                   mask: torch.Tensor      # (B, 1, H, W) {0, 1}, the true occluder mask
+                   mask: torch.Tensor,     # (B, 1, H, W) {0, 1}, the true occluder mask
+                   clean_noise: torch.Tensor | None = None # (B,) `noise_level(clean, mask)` if known (it is the same for every method)
                   ) -> dict[str, torch.Tensor]:
     """Per-image PSNR (dB) and SSIM `(B,)` over the whole image (`psnr`), inside the mask (`psnr_in`) and outside it (`psnr_out`),
     and `grain_in`: the noise sd inside the mask minus the clean face's there, in grey levels (0: as grainy; < 0: smoother)."""
     out, smap = 1 - mask, ssim_map(restored, clean)   # the SSIM map once (the costly part), reduced three ways
     return dict(psnr=psnr(restored, clean), psnr_in=psnr(restored, clean, mask), psnr_out=psnr(restored, clean, out),
                 ssim=_masked_mean(smap, None), ssim_in=_masked_mean(smap, mask), ssim_out=_masked_mean(smap, out),
-                grain_in=(noise_level(restored, mask) - noise_level(clean, mask)) * 255)
+                grain_in=(noise_level(restored, mask) - (noise_level(clean, mask) if clean_noise is None else clean_noise)) * 255)
 
 # %% ../nbs/05b_metrics.ipynb #3a9f5c12
 def paired_bootstrap(correct_a,              # (N,) 1/0 (or float) per test image: method a right?
