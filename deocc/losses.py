@@ -15,8 +15,9 @@ from .core import DeoccError, bounded, check_fields, from_preset
 from .models import Restoration
 
 # %% auto #0
-__all__ = ['EXPR_KINDS', 'PIXEL_KINDS', 'ADV_KINDS', 'LOSS_PRESETS', 'freeze', 'is_frozen', 'expr_loss', 'pixel_loss', 'd_loss',
-           'g_adv_loss', 'mask_loss', 'LossConfig', 'loss_preset', 'generator_loss', 'discriminator_loss']
+__all__ = ['EXPR_KINDS', 'PIXEL_KINDS', 'ADV_KINDS', 'LOSS_PRESETS', 'freeze', 'is_frozen', 'expr_loss', 'pixel_loss',
+           'patch_holes', 'd_loss', 'g_adv_loss', 'mask_loss', 'LossConfig', 'loss_preset', 'generator_loss',
+           'discriminator_loss']
 
 # %% ../nbs/05_losses.ipynb #dfced21b
 def freeze(model: nn.Module) -> nn.Module:
@@ -74,20 +75,38 @@ def pixel_loss(restored: torch.Tensor, clean: torch.Tensor, # (B, 3, H, W) in [0
     valid = (err * (1 - m)).sum() / (1 - m).sum().clamp(min=1)
     return hole_weight * hole + valid_weight * valid
 
-def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, # (B, 1, h, w) patch logits
-           kind: str = "lsgan") -> torch.Tensor:
-    "Discriminator loss: real patches → real, restored patches → fake."
-    r, f = rearrange(real_logits.float(), "b ... -> b (...)"), rearrange(fake_logits.float(), "b ... -> b (...)")
-    if kind == "lsgan": return 0.5 * ((r - 1).pow(2).mean() + f.pow(2).mean())
-    if kind == "hinge": return F.relu(1 - r).mean() + F.relu(1 + f).mean()
+def _as_real_fake(logits: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    "Per-patch discriminator losses of `logits` called real and called fake."
+    if kind == "lsgan": return 0.5 * (logits - 1).pow(2), 0.5 * logits.pow(2)
+    if kind == "hinge": return F.relu(1 - logits), F.relu(1 + logits)
     raise DeoccError(f"unknown adversarial loss {kind!r}; choose from {ADV_KINDS}")
 
-def g_adv_loss(fake_logits: torch.Tensor, kind: str = "lsgan") -> torch.Tensor:
+def patch_holes(mask: torch.Tensor,   # (B, 1, H, W) in {0, 1}: the hole the composite filled
+                logits: torch.Tensor  # (B, 1, h, w) the discriminator's patch logits
+               ) -> torch.Tensor:
+    "The share of each discriminator patch's cell that is hole, `(B, 1, h, w)` in [0, 1]."
+    return F.adaptive_avg_pool2d(mask.float(), logits.shape[-2:])
+
+def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, # (B, 1, h, w) patch logits
+           kind: str = "lsgan",
+           hole: torch.Tensor | None = None # (B, 1, h, w) `patch_holes` of the fakes: only these patches are fake (None: all)
+          ) -> torch.Tensor:
+    "Discriminator loss: real patches → real, restored patches → fake (with `hole`: a restored patch is fake as far as it is hole)."
+    r_real, _ = _as_real_fake(real_logits.float(), kind)
+    f_real, f_fake = _as_real_fake(fake_logits.float(), kind)
+    if hole is None: return r_real.mean() + f_fake.mean()
+    h = hole.float()
+    return r_real.mean() + (h * f_fake + (1 - h) * f_real).mean()   # outside the hole a composite *is* the real face
+
+def g_adv_loss(fake_logits: torch.Tensor, kind: str = "lsgan",
+               hole: torch.Tensor | None = None  # (B, 1, h, w) `patch_holes`: score only the patches with hole, by their share
+              ) -> torch.Tensor:
     "Generator's adversarial loss: make restored patches look real."
-    f = rearrange(fake_logits.float(), "b ... -> b (...)")
-    if kind == "lsgan": return 0.5 * (f - 1).pow(2).mean()
-    if kind == "hinge": return -f.mean()
-    raise DeoccError(f"unknown adversarial loss {kind!r}; choose from {ADV_KINDS}")
+    f = fake_logits.float()
+    if kind not in ADV_KINDS: raise DeoccError(f"unknown adversarial loss {kind!r}; choose from {ADV_KINDS}")
+    g = 0.5 * (f - 1).pow(2) if kind == "lsgan" else -f
+    if hole is None: return g.mean()
+    return (g * hole).sum() / hole.float().sum().clamp(min=1e-6)
 
 def mask_loss(mask_logits: torch.Tensor,  # (B, 1, H, W) predicted occlusion logits
               mask: torch.Tensor,         # (B, 1, H, W) in {0, 1}: the true occlusion mask
@@ -115,6 +134,7 @@ class LossConfig:
     expr_temperature: float = bounded(1.0, 1e-3) # softening of the KL variant
     pixel_loss: str = "l2"        # "l2" (poster) or "l1"
     adv_loss: str = "lsgan"       # "lsgan" (default) or "hinge"
+    adv_mask: bool = False        # L_adv mask-aware: a composite's patches are fake only as far as they are hole
 
     def __post_init__(self):
         for name, v, ok in (("expr_loss", self.expr_loss, EXPR_KINDS), ("pixel_loss", self.pixel_loss, PIXEL_KINDS), ("adv_loss", self.adv_loss, ADV_KINDS)):
@@ -147,7 +167,8 @@ def generator_loss(cfg: LossConfig, out: Restoration,
         parts["expr"] = expr_loss(fer, out.image, labels, clean, cfg.expr_loss, cfg.expr_temperature)
         total = total + cfg.lambda_expr * parts["expr"]
     if cfg.lambda_adv > 0 and disc is not None:
-        parts["adv"] = g_adv_loss(disc(out.image), cfg.adv_loss)
+        logits = disc(out.image)
+        parts["adv"] = g_adv_loss(logits, cfg.adv_loss, patch_holes(out.mask, logits) if cfg.adv_mask else None)
         total = total + cfg.lambda_adv * parts["adv"]
     if cfg.lambda_mask > 0 and out.mask_logits is not None:
         if mask is None: raise DeoccError("the mask net needs the true occlusion mask for L_mask")
@@ -155,9 +176,12 @@ def generator_loss(cfg: LossConfig, out: Restoration,
         total = total + cfg.lambda_mask * parts["mask"]
     return total, {**{k: v.item() for k, v in parts.items()}, "total": total.item()}
 
-def discriminator_loss(cfg: LossConfig, disc: nn.Module, clean: torch.Tensor, restored: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+def discriminator_loss(cfg: LossConfig, disc: nn.Module, clean: torch.Tensor, restored: torch.Tensor,
+                       hole: torch.Tensor | None = None   # (B, 1, H, W) the hole the composite filled (needed with `adv_mask`)
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
     "D's loss on clean (real) and detached restored (fake) faces, in one forward pass."
+    if cfg.adv_mask and hole is None: raise DeoccError("adv_mask needs the hole the composite filled: pass hole=out.mask")
     logits = disc(torch.cat([clean, restored.detach()]))
     real, fake = logits.chunk(2)
-    loss = d_loss(real, fake, cfg.adv_loss)
+    loss = d_loss(real, fake, cfg.adv_loss, patch_holes(hole, fake) if cfg.adv_mask else None)
     return loss, {"d": loss.item(), "d_real": real.float().mean().item(), "d_fake": fake.float().mean().item()}

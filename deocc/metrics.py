@@ -38,7 +38,10 @@ def psnr(x: torch.Tensor,                  # (B, 3, H, W) in [0, 1]
         m = torch.ones_like(x[:, :1]) if mask is None else mask
         se = ((x.float() - y.float()) ** 2 * m).sum()
         return (10 * torch.log10(1 / (se / (m.sum() * x.shape[1]).clamp(min=1)).clamp(min=1e-10))).item()
-    se = (x.float() - y.float()) ** 2
+    return _psnr_of((x.float() - y.float()) ** 2, mask)
+
+def _psnr_of(se: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    "Per-image PSNR `(B,)` from squared errors `(B, C, H, W)`, over all pixels or those of `mask (B, 1, H, W)`."
     if mask is None: mse = se.flatten(1).mean(1)
     else:
         m = mask.float().expand_as(se)
@@ -62,7 +65,15 @@ def ssim(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None, win
     return _masked_mean(ssim_map(x, y, window), mask)
 
 # %% ../nbs/05b_metrics.ipynb #7492c6bd
-_LAPLACE_DIFF = torch.tensor([[1., -2., 1.], [-2., 4., -2.], [1., -2., 1.]])   # Immerkær (1996): two Laplacians' difference
+def _laplace_diff(x: torch.Tensor) -> torch.Tensor:
+    "Immerkær's (1996) kernel [[1, −2, 1], [−2, 4, −2], [1, −2, 1]] (two Laplacians' difference) on `(B, C, H, W)`, valid part `(B, C, H-2, W-2)`."
+    a = x[..., :, :-2] - 2 * x[..., :, 1:-1] + x[..., :, 2:]   # the kernel is [1, −2, 1] ⊗ [1, −2, 1]: two 1-D passes,
+    return a[..., :-2, :] - 2 * a[..., 1:-1, :] + a[..., 2:, :]   # 4x faster on a CPU than a depthwise 3×3 convolution
+
+def _erode3(region: torch.Tensor) -> torch.Tensor:
+    "`(B, 1, H, W)` bool → `(B, 1, H-2, W-2)`: True where the whole 3×3 neighbourhood is True (aligned with `_laplace_diff`)."
+    a = region[..., :, :-2] & region[..., :, 1:-1] & region[..., :, 2:]
+    return a[..., :-2, :] & a[..., 1:-1, :] & a[..., 2:, :]
 
 def noise_level(images: torch.Tensor,              # (B, C, H, W) float in [0, 1]
                 region: torch.Tensor | None = None # (B, 1, H, W) {0, 1}: where to measure (None: the whole image)
@@ -70,10 +81,10 @@ def noise_level(images: torch.Tensor,              # (B, C, H, W) float in [0, 1
     "Sensor-noise sd `(B,)` estimated from `region`: median |Immerkær response| / (0.6745 × 6); 0 where the region is empty."
     B, C, H, W = images.shape
     if H < 3 or W < 3: raise DeoccError(f"noise_level needs images of at least 3×3 pixels, got {H}×{W}")
-    r = torch.nn.functional.conv2d(images.float(), _LAPLACE_DIFF.to(images.device)[None, None].expand(C, 1, 3, 3), groups=C).abs()
-    if region is not None:   # keep a pixel only if its 3×3 neighbourhood lies in the region (a min-pool of the region)
-        inside = -torch.nn.functional.max_pool2d(-region.float(), 3, 1)          # (B, 1, H-2, W-2), aligned with r
-        r = torch.where(inside.expand_as(r) > 0.5, r, torch.full_like(r, float("nan")))
+    r = _laplace_diff(images.float()).abs()
+    if region is None: return r.flatten(1).median(1).values / (0.6745 * 6)
+    inside = _erode3(region > 0.5)   # keep a pixel only if its 3×3 neighbourhood lies in the region
+    r = r.masked_fill(~inside.expand_as(r), float("nan"))
     return torch.nan_to_num(r.flatten(1).nanmedian(1).values / (0.6745 * 6), nan=0.0)
 
 
@@ -101,7 +112,8 @@ def region_metrics(restored: torch.Tensor, # (B, 3, H, W) float in [0, 1]
     """Per-image PSNR (dB) and SSIM `(B,)` over the whole image (`psnr`), inside the mask (`psnr_in`) and outside it (`psnr_out`),
     and `grain_in`: the noise sd inside the mask minus the clean face's there, in grey levels (0: as grainy; < 0: smoother)."""
     out, smap = 1 - mask, ssim_map(restored, clean)   # the SSIM map once (the costly part), reduced three ways
-    return dict(psnr=psnr(restored, clean), psnr_in=psnr(restored, clean, mask), psnr_out=psnr(restored, clean, out),
+    se = (restored.float() - clean.float()) ** 2      # and the squared errors once
+    return dict(psnr=_psnr_of(se, None), psnr_in=_psnr_of(se, mask), psnr_out=_psnr_of(se, out),
                 ssim=_masked_mean(smap, None), ssim_in=_masked_mean(smap, mask), ssim_out=_masked_mean(smap, out),
                 grain_in=(noise_level(restored, mask) - (noise_level(clean, mask) if clean_noise is None else clean_noise)) * 255)
 

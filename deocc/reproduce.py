@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_reproduce.ipynb #7b0f2a02
 from __future__ import annotations
-import hashlib, io, json, math, os, shutil, threading, time, zlib
+import hashlib, io, json, math, os, pickle, shutil, threading, time, zlib
 import multiprocessing as mp
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, asdict, replace
@@ -351,24 +351,28 @@ def default_jobs() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)   # a taskset or container limit counts
     return 2 if cores >= 2 else 1
 
-_RUNS: dict[str, Run] = {}   # a worker process's runs, so that the data is rendered once per process
+_RUNS: dict[str, Run] = {}   # a worker process's runs
+_DATA: bytes | None = None    # the run's (train, val, test), rendered once by the parent and handed to each worker
 
 def _exit_with_parent(parent: int, every: float = 0.5):
     "End this worker as soon as the process that started it is gone (killed): no orphan keeps writing into the run."
     while os.getppid() == parent: time.sleep(every)
     os._exit(1)
 
-def _worker_init(parent: int):
-    "One torch thread, and a watch on the parent process."
-    os.environ["OMP_NUM_THREADS"] = "1"; torch.set_num_threads(1)
+def _worker_init(parent: int, data: bytes | None = None):
+    "One torch thread, a watch on the parent process, and the run's data (pickled by the parent, so no worker renders it again)."
+    global _DATA
+    os.environ["OMP_NUM_THREADS"] = "1"; torch.set_num_threads(1); _DATA = data
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 def _stage_worker(spec: dict, stage: dict) -> str:
     "Run one stage (`asdict` of a `Stage`) in a worker process; returns a log line."
     st = Stage(**{**stage, "deps": tuple(stage["deps"])})
     key = json.dumps(spec, sort_keys=True)
-    if key not in _RUNS: _RUNS[key] = Run(_config_from_json(spec["cfg"]), Path(spec["out"]), spec["device"], progress=False, log=lambda *a: None,
-                                        weights=spec["weights"])
+    if key not in _RUNS:
+        _RUNS[key] = Run(_config_from_json(spec["cfg"]), Path(spec["out"]), spec["device"], progress=False, log=lambda *a: None,
+                         weights=spec["weights"])
+        if _DATA is not None: _RUNS[key].__dict__["data"] = pickle.loads(_DATA)   # fills the `data` cached property
     t0 = time.time(); run_stage(_RUNS[key], st)
     done = json.loads((Path(spec["out"]) / st.name / "done.json").read_text())
     if done.get("reused"): return f"  {st.name}: reused bundled {done['reused']} (same recipe, same faces)"
@@ -386,7 +390,8 @@ def _run_parallel(run: Run, stages: list[Stage], jobs: int):
     spec = dict(cfg=asdict(run.cfg), out=str(run.out), device=str(run.dev), weights=str(run.weights))
     done = {s.name for s in plan_stages(run.cfg) if _stage_done(run.out / s.name)}
     waiting, running = [s for s in stages if s.name not in done], {}
-    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=init, initargs=(os.getpid(),))
+    data = pickle.dumps(run.data) if waiting else None   # rendered here once, not in every worker (plain bytes: no shared memory; never read from a file)
+    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=init, initargs=(os.getpid(), data))
     try:
         while waiting or running:
             for s in [s for s in waiting if set(s.deps) <= done][: jobs - len(running)]:

@@ -558,7 +558,7 @@ class DeoccStep:
         logs = {}
         if self.d is not None:
             self.d.requires_grad_(True); self.d_net.train()
-            with amp(): dl, dlogs = discriminator_loss(cfg.loss, self.d_net, clean, out.image)
+            with amp(): dl, dlogs = discriminator_loss(cfg.loss, self.d_net, clean, out.image, out.mask)
             self.opt_d.zero_grad(set_to_none=True); dl.backward(); self.opt_d.step()
             self.d.requires_grad_(False); logs.update(dlogs)
         with amp(): total, parts = generator_loss(cfg.loss, out, clean, labels, mask, self.fer, self.d)

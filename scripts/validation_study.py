@@ -30,6 +30,9 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
   - CP_bilinear, CP_smooth: the adopted C with the fill net's decoder upsampling bilinearly instead of to the nearest
     pixel (the fills were blocky), and for CP_smooth also a 3×3 instead of a 1×1 head (the 2×2 cells of the
     space-to-depth output showed as a grid), the shared pretraining redone with it.
+  - C_advmask, CP_advmask: the adopted C with a mask-aware L_adv (`LossConfig.adv_mask`: D calls a composite's
+    patches fake only as far as they are hole, G is scored on those), fine-tuned from the run's pretraining, or with
+    the pretraining redone with it too: does an adversarial term that sees the hole paint sharper fills?
   - grain: no training; the run's seed-0 C with its fill re-grained in eval mode (`DeoccConfig.grain`, the presets'
     default since it was scored here) and without: does the grain change what the classifiers read?
   - C_run: no training; the run's own seed-0 C (--results) scored the same way, the reference for the variants.
@@ -67,6 +70,8 @@ VARIANTS = {   # name: (kind, settings)
     "CP_bilinear": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.fill.upsample": "bilinear"}),   # no blocky fills?
     "CP_smooth": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.fill.upsample": "bilinear",
                                        "model.fill.head_kernel": 3}),   # and a 3×3 head that blends the 2×2 space-to-depth cells
+    "C_advmask": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", adv_mask=True)),   # L_adv on the hole's patches only
+    "CP_advmask": ("deocc_pretrained", dict(lambda_expr=0.3, expr_loss="feat", adv_mask=True)),   # ... from the start
     **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
     "mask_post": ("mask", {}),
     "grain": ("grain", {}),   # the run's C with and without re-graining its fill
