@@ -31,7 +31,7 @@ def is_frozen(model: nn.Module) -> bool:
     return not model.training and not any(p.requires_grad for p in model.parameters())
 
 # %% ../nbs/05_losses.ipynb #62f28617
-EXPR_KINDS, PIXEL_KINDS, ADV_KINDS = ("ce", "kl", "feat"), ("l2", "l1"), ("lsgan", "hinge")
+EXPR_KINDS, PIXEL_KINDS, ADV_KINDS = ("ce", "kl", "feat", "maps"), ("l2", "l1"), ("lsgan", "hinge")
 
 def _expr_ce(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     if labels is None: raise DeoccError("expr_loss(kind='ce') needs labels; use kind='kl' or 'feat' with clean images for unlabelled faces")
@@ -45,16 +45,28 @@ def _expr_feat(fer: nn.Module, restored: torch.Tensor, clean: torch.Tensor) -> t
     with torch.no_grad(): target = F.normalize(fer.features(clean).float(), dim=1)
     return (F.normalize(fer.features(restored).float(), dim=1) - target).pow(2).sum(1).mean()
 
+def _cos_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    "Mean over samples (and positions) of `2 − 2·cos` between `a` and `b` along dim 1: (B, D) or (B, C, h, w) → scalar."
+    return (F.normalize(a.float(), dim=1) - F.normalize(b.float(), dim=1)).pow(2).sum(1).mean()
+
+def _expr_maps(fer: nn.Module, restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    if not callable(getattr(fer, "feature_maps", None)):
+        raise DeoccError(f"expr_loss(kind='maps') needs a classifier with feature_maps(images) -> (maps, features); {type(fer).__name__} has none: use kind='feat', 'ce' or 'kl'")
+    with torch.no_grad(): t_maps, t_feat = fer.feature_maps(clean)
+    r_maps, r_feat = fer.feature_maps(restored)
+    return (sum(_cos_dist(r, t) for r, t in zip(r_maps, t_maps)) + _cos_dist(r_feat, t_feat)) / (len(r_maps) + 1)
+
 def expr_loss(fer: nn.Module,                     # frozen classifier: (B, 3, H, W) in [0, 1] → logits (B, C)
               restored: torch.Tensor,              # (B, 3, H, W) in [0, 1], requires grad: the composite
               labels: torch.Tensor | None = None,  # (B,) int64 true expressions (kind="ce")
-              clean: torch.Tensor | None = None,   # (B, 3, H, W) clean faces (kind="kl" or "feat")
+              clean: torch.Tensor | None = None,   # (B, 3, H, W) clean faces (kind="kl", "feat" or "maps")
               kind: str = "ce", temperature: float = 1.0) -> torch.Tensor:
     "Scalar L_expr of the restored faces under the frozen `fer`."
     if fer.training: raise DeoccError("L_expr needs a frozen classifier: call freeze(fer) first (eval mode, no grad)")
     if kind not in EXPR_KINDS: raise DeoccError(f"unknown expression loss {kind!r}; choose from {EXPR_KINDS}")
     if kind != "ce" and clean is None: raise DeoccError(f"expr_loss(kind={kind!r}) needs the clean images")
     if kind == "feat": return _expr_feat(fer, restored, clean)
+    if kind == "maps": return _expr_maps(fer, restored, clean)
     logits = fer(restored).float()
     if kind == "ce": return _expr_ce(logits, labels)
     with torch.no_grad(): target = F.log_softmax(fer(clean).float() / temperature, 1)

@@ -199,6 +199,12 @@ class FER(PretrainedMixin, nn.Module):
         "Penultimate features (B, D): the pooled input of the classifier head."
         return self.backbone.forward_head(self.backbone.forward_features(self._normalised(images)), pre_logits=True)
 
+    def feature_maps(self, images: torch.Tensor # (B, 3, H, W) float in [0, 1], any size
+                    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        "Each backbone stage's feature map `(B, C_i, h_i, w_i)` (timm's `forward_intermediates`) and the penultimate features (B, D)."
+        final, maps = self.backbone.forward_intermediates(self._normalised(images))
+        return maps, self.backbone.forward_head(final, pre_logits=True)
+
 def create_fer(cfg_or_preset: str | FERConfig = "tiny", **overrides) -> FER:
     "Create a FER classifier from a preset name (`tiny`, `base`) or a `FERConfig`, with field overrides."
     return FER(from_preset(FER_PRESETS, cfg_or_preset, "FER", **overrides))

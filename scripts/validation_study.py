@@ -30,6 +30,8 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
   - CP_bilinear, CP_smooth: the adopted C with the fill net's decoder upsampling bilinearly instead of to the nearest
     pixel (the fills were blocky), and for CP_smooth also a 3×3 instead of a 1×1 head (the 2×2 cells of the
     space-to-depth output showed as a grid), the shared pretraining redone with it.
+  - C_maps<l>: the adopted C with L_expr's `maps` variant (feature matching at every stage of the FER's backbone, not
+    only the pooled features) at lambda_expr = l: does a loss that sees local structure paint sharper eyes and mouths?
   - C_advmask, CP_advmask: the adopted C with a mask-aware L_adv (`LossConfig.adv_mask`: D calls a composite's
     patches fake only as far as they are hole, G is scored on those), fine-tuned from the run's pretraining, or with
     the pretraining redone with it too: does an adversarial term that sees the hole paint sharper fills?
@@ -70,6 +72,7 @@ VARIANTS = {   # name: (kind, settings)
     "CP_bilinear": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.fill.upsample": "bilinear"}),   # no blocky fills?
     "CP_smooth": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.fill.upsample": "bilinear",
                                        "model.fill.head_kernel": 3}),   # and a 3×3 head that blends the 2×2 space-to-depth cells
+    **{f"C_maps{l}": ("deocc", dict(lambda_expr=l, expr_loss="maps")) for l in (0.3, 1.0)},   # L_expr on every stage's feature maps
     "C_advmask": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", adv_mask=True)),   # L_adv on the hole's patches only
     "CP_advmask": ("deocc_pretrained", dict(lambda_expr=0.3, expr_loss="feat", adv_mask=True)),   # ... from the start
     **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
