@@ -182,14 +182,20 @@ class FER(PretrainedMixin, nn.Module):
         except RuntimeError as e: raise DeoccError(f"unknown timm backbone {config.backbone!r} ({e}); see timm.list_models()") from None
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
-        self.to(memory_format=torch.channels_last)   # NHWC: 25-45 % faster on a CPU (oneDNN), the same on a GPU's cuDNN
+
+    def train(self, mode: bool = True):
+        "Train mode in NCHW (trained bit for bit as the bundled checkpoints' recipe); eval mode in channels-last, 20-35 % faster on a CPU."
+        super().train(mode)
+        with torch.inference_mode(False):   # eval() may be called under inference mode: the parameters must stay normal tensors
+            return self.to(memory_format=torch.contiguous_format if mode else torch.channels_last)
 
     @property
     def classes(self) -> tuple[str, ...]: return tuple(self.config.classes)
 
     def _normalised(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3: raise DeoccError(f"FER expects (B, 3, H, W) images, got {tuple(images.shape)}")
-        return ((_resize(images, self.config.input_size) - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        x = (_resize(images, self.config.input_size) - self.mean) / self.std
+        return x if self.training else x.contiguous(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(self._normalised(images))
