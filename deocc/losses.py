@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from einops import rearrange
 
 from .core import DeoccError, bounded, check_fields, from_preset
 from .models import Restoration
@@ -42,8 +41,8 @@ def _expr_ce(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
 def _expr_feat(fer: nn.Module, restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     if not callable(getattr(fer, "features", None)):
         raise DeoccError(f"expr_loss(kind='feat') needs a classifier with features(images) -> (B, D); {type(fer).__name__} has none: use kind='ce' or 'kl'")
-    with torch.no_grad(): target = F.normalize(fer.features(clean).float(), dim=1)
-    return (F.normalize(fer.features(restored).float(), dim=1) - target).pow(2).sum(1).mean()
+    with torch.no_grad(): target = fer.features(clean)
+    return _cos_dist(fer.features(restored), target)
 
 def _cos_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     "Mean over samples (and positions) of `2 − 2·cos` between `a` and `b` along dim 1: (B, D) or (B, C, h, w) → scalar."

@@ -185,7 +185,9 @@ class FER(PretrainedMixin, nn.Module):
 
     def train(self, mode: bool = True):
         "Train mode in NCHW (trained bit for bit as the bundled checkpoints' recipe); eval mode in channels-last, 20-35 % faster on a CPU."
+        changed = mode != self.training   # convert only on a switch: a training loop calls train() every step
         super().train(mode)
+        if not changed: return self
         with torch.inference_mode(False):   # eval() may be called under inference mode: the parameters must stay normal tensors
             return self.to(memory_format=torch.contiguous_format if mode else torch.channels_last)
 
