@@ -5,6 +5,7 @@
 # %% ../nbs/05_losses.ipynb #2f9d37b5
 from __future__ import annotations
 from dataclasses import dataclass
+import math
 
 import torch
 import torch.nn as nn
@@ -14,9 +15,9 @@ from .core import DeoccError, bounded, check_fields, from_preset
 from .models import Restoration
 
 # %% auto #0
-__all__ = ['EXPR_KINDS', 'PIXEL_KINDS', 'ADV_KINDS', 'LOSS_PRESETS', 'freeze', 'is_frozen', 'expr_loss', 'pixel_loss',
-           'patch_holes', 'd_loss', 'g_adv_loss', 'mask_loss', 'LossConfig', 'loss_preset', 'generator_loss',
-           'discriminator_loss']
+__all__ = ['EXPR_KINDS', 'PIXEL_KINDS', 'ADV_KINDS', 'LOSS_PRESETS', 'freeze', 'is_frozen', 'expr_views', 'expr_loss',
+           'pixel_loss', 'patch_holes', 'd_loss', 'g_adv_loss', 'mask_loss', 'LossConfig', 'loss_preset',
+           'generator_loss', 'discriminator_loss']
 
 # %% ../nbs/05_losses.ipynb #dfced21b
 def freeze(model: nn.Module) -> nn.Module:
@@ -55,15 +56,35 @@ def _expr_maps(fer: nn.Module, restored: torch.Tensor, clean: torch.Tensor) -> t
     r_maps, r_feat = fer.feature_maps(restored)
     return (sum(_cos_dist(r, t) for r, t in zip(r_maps, t_maps)) + _cos_dist(r_feat, t_feat)) / (len(r_maps) + 1)
 
+def expr_views(restored: torch.Tensor,            # (B, 3, H, W) the composites
+               clean: torch.Tensor | None = None,  # (B, 3, H, W) their clean faces (or None)
+               strength: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The same random view of each composite and of its clean face: a mirror (half the faces), a rotation up to
+    ±10°·`strength`, a scale 1 ± 0.1·`strength` and a shift up to ±6 %·`strength` of the size, borders replicated.
+    Differentiable; drawn from torch's global generator on the CPU, so a seeded run repeats."""
+    b = restored.shape[0]
+    r = torch.rand(b, 5) * 2 - 1
+    ang, scale = r[:, 0] * (math.pi / 18) * strength, 1 + 0.1 * strength * r[:, 1]
+    flip = torch.where(r[:, 4] < 0, -1.0, 1.0)
+    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, 0.12 * strength * r[:, 2]], 1),
+                         torch.stack([sin * flip, cos, 0.12 * strength * r[:, 3]], 1)], 1)   # (B, 2, 3) output → input
+    grid = F.affine_grid(theta.to(restored.device, torch.float32), list(restored.shape), align_corners=False)
+    warp = lambda x: F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+    return warp(restored), (None if clean is None else warp(clean))
+
 def expr_loss(fer: nn.Module,                     # frozen classifier: (B, 3, H, W) in [0, 1] → logits (B, C)
               restored: torch.Tensor,              # (B, 3, H, W) in [0, 1], requires grad: the composite
               labels: torch.Tensor | None = None,  # (B,) int64 true expressions (kind="ce")
               clean: torch.Tensor | None = None,   # (B, 3, H, W) clean faces (kind="kl", "feat" or "maps")
-              kind: str = "ce", temperature: float = 1.0) -> torch.Tensor:
+              kind: str = "ce", temperature: float = 1.0,
+              augment: float = 0.0                 # > 0: through `expr_views` of this strength (the same view of both)
+             ) -> torch.Tensor:
     "Scalar L_expr of the restored faces under the frozen `fer`."
     if fer.training: raise DeoccError("L_expr needs a frozen classifier: call freeze(fer) first (eval mode, no grad)")
     if kind not in EXPR_KINDS: raise DeoccError(f"unknown expression loss {kind!r}; choose from {EXPR_KINDS}")
     if kind != "ce" and clean is None: raise DeoccError(f"expr_loss(kind={kind!r}) needs the clean images")
+    if augment > 0: restored, clean = expr_views(restored, clean, augment)
     if kind == "feat": return _expr_feat(fer, restored, clean)
     if kind == "maps": return _expr_maps(fer, restored, clean)
     logits = fer(restored).float()
@@ -146,6 +167,7 @@ class LossConfig:
     pixel_loss: str = "l2"        # "l2" (poster) or "l1"
     adv_loss: str = "lsgan"       # "lsgan" (default) or "hinge"
     adv_mask: bool = False        # L_adv mask-aware: a composite's patches are fake only as far as they are hole
+    expr_augment: float = bounded(0.0, 0.0)  # > 0: L_expr through random views (`expr_views`) of this strength
 
     def __post_init__(self):
         for name, v, ok in (("expr_loss", self.expr_loss, EXPR_KINDS), ("pixel_loss", self.pixel_loss, PIXEL_KINDS), ("adv_loss", self.adv_loss, ADV_KINDS)):
@@ -175,7 +197,7 @@ def generator_loss(cfg: LossConfig, out: Restoration,
     total = cfg.lambda_pixel * parts["pixel"]
     if cfg.lambda_expr > 0:
         if fer is None: raise DeoccError("lambda_expr > 0 needs the frozen FER; pass fer= (or use the no_expr preset)")
-        parts["expr"] = expr_loss(fer, out.image, labels, clean, cfg.expr_loss, cfg.expr_temperature)
+        parts["expr"] = expr_loss(fer, out.image, labels, clean, cfg.expr_loss, cfg.expr_temperature, cfg.expr_augment)
         total = total + cfg.lambda_expr * parts["expr"]
     if cfg.lambda_adv > 0 and disc is not None:
         logits = disc(out.image)

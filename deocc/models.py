@@ -184,7 +184,7 @@ class FER(PretrainedMixin, nn.Module):
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
 
     def train(self, mode: bool = True):
-        "Train mode in NCHW (trained bit for bit as the bundled checkpoints' recipe); eval mode in channels-last, 20-35 % faster on a CPU."
+        "Train mode in NCHW (trained bit for bit as the bundled checkpoints' recipe); eval mode in channels-last, faster on a CPU (`deocc bench`: 1.9× the images/s)."
         changed = mode != self.training   # convert only on a switch: a training loop calls train() every step
         super().train(mode)
         if not changed: return self

