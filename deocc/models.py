@@ -298,6 +298,7 @@ class DeoccConfig:
     mask_dilate: int = 1                                   # grow the predicted hard mask by this many pixels before filling (its rim)
     fill_init: str = "pushpull"                            # the hole the fill net sees: "pushpull" (a smooth fill it corrects) or "blank" (zeros)
     grain: bool = False                                    # in eval mode, add sensor grain to the fill at the visible pixels' noise level
+    mirror: bool = False                                   # also show the fill net the mirrored image and mask (a face's other half)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
@@ -384,7 +385,7 @@ class Deoccluder(PretrainedMixin, nn.Module):
         if config.fill_init not in FILL_INITS: raise DeoccError(f"unknown fill_init {config.fill_init!r}; choose from {FILL_INITS}")
         self.config = config
         self.mask_net = UNet(config.mask, 3, 1) if config.mode == "blind" else None
-        self.fill_net = UNet(config.fill, 4, 3)
+        self.fill_net = UNet(config.fill, 8 if config.mirror else 4, 3)
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
 
@@ -407,12 +408,17 @@ class Deoccluder(PretrainedMixin, nn.Module):
         m = (torch.sigmoid(logits.detach().float()) >= self.config.mask_threshold).to(logits.dtype)
         return dilate(m, self.config.mask_dilate) if grow else m
 
+    def _fill_input(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        "The fill net's input: normalised image and mask (B, 4, H, W), with `mirror` also both mirrored left-right (B, 8, H, W)."
+        x = torch.cat([(x - self.mean) / self.std, mask * 2 - 1], 1)
+        return torch.cat([x, x.flip(-1)], 1) if self.config.mirror else x
+
     def fill(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         "The fill net's RGB (B, 3, H, W) in [0, 1] from the image with its hole pre-filled (`fill_init`) and the mask."
         if self.config.fill_init == "blank":       # LaMa's input: the hole zeroed; the net paints RGB through a sigmoid
-            return torch.sigmoid(self.fill_net(torch.cat([(images - self.mean) / self.std * (1 - mask), mask * 2 - 1], 1)))
+            return torch.sigmoid(self.fill_net(self._fill_input(images * (1 - mask) + self.mean * mask, mask)))
         prior = pushpull(images, mask)             # a smooth, colour-matched hole; the net paints a correction in logit space
-        delta = self.fill_net(torch.cat([(prior - self.mean) / self.std, mask * 2 - 1], 1))
+        delta = self.fill_net(self._fill_input(prior, mask))
         return torch.sigmoid(torch.logit(prior.float().clamp(1e-3, 1 - 1e-3)).to(delta.dtype) + delta)
 
     def forward(self, images: torch.Tensor,             # (B, 3, H, W) float in [0, 1], occluded

