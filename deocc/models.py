@@ -107,8 +107,8 @@ class PretrainedMixin:
     _role: str = "model"      # what the model is for (`create_model(..., role=)` checks it): fer, deoccluder, discriminator
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu", pretrained: bool = True, **overrides):
-        "Rebuild the model from a checkpoint folder (config with `overrides`, then the weights strictly, unless not `pretrained`); eval mode on `device`."
+    def read_config(cls, path: str | Path):
+        "The config of the checkpoint folder `path` as this deocc builds it: older formats upgraded, fields it lacks at their defaults."
         meta = read_checkpoint_config(path)
         if meta["type"] != cls._type:
             raise DeoccError(f"{path}: is a {meta['type']!r} checkpoint, not {cls._type!r}; pass the right folder (or use load_model)")
@@ -117,7 +117,12 @@ class PretrainedMixin:
         if fmt != cls._format:
             raise DeoccError(f"{path}: a format-{meta.get('format', 1)} {cls._type} checkpoint from deocc {meta.get('deocc_version', '?')}; "
                              f"this deocc reads format {cls._format} (another architecture): retrain it (deocc train) or refresh the bundled ones (deocc reproduce --bundle)")
-        model = cls(from_preset({}, config_from_dict(cls.config_cls, cfg, f"{path}/{CONFIG_NAME}"), cls._type, **overrides))
+        return config_from_dict(cls.config_cls, cfg, f"{path}/{CONFIG_NAME}")
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu", pretrained: bool = True, **overrides):
+        "Rebuild the model from a checkpoint folder (config with `overrides`, then the weights strictly, unless not `pretrained`); eval mode on `device`."
+        model = cls(from_preset({}, cls.read_config(path), cls._type, **overrides))
         if pretrained: load_state_strict(model, read_weights(path), str(path))
         return model.to(resolve_device(device)).eval()
 

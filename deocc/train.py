@@ -523,7 +523,7 @@ def init_weights(g: Deoccluder, init: str | Path) -> Deoccluder:
     p = checkpoint_path(init)
     meta = read_checkpoint_config(p)
     if meta["type"] != Deoccluder._type: raise DeoccError(f"init {init}: is a {meta['type']!r} checkpoint, not a de-occluder")
-    theirs, ours = meta["config"], json.loads(json.dumps(config_to_dict(g.config)))
+    theirs, ours = config_to_dict(Deoccluder.read_config(p)), config_to_dict(g.config)   # as loaded: upgraded, new fields at defaults
     diff = [f"{k}={theirs.get(k)!r} (run: {v!r})" for k, v in ours.items() if theirs.get(k) != v]
     if diff: raise DeoccError(f"init {init}: another architecture: {', '.join(diff)}; train with matching --model/--mode or drop --init")
     load_state_strict(g, read_weights(p), f"init {init}")

@@ -40,7 +40,9 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     rotation, scale and shift of the composite and of the clean face, new at every step) at lambda_expr = l: does a
     loss the fill cannot satisfy by pleasing one FER at one position carry over to the judge?
   - C_seed<k>: the adopted C fine-tuned with seed k instead of 0 (the same pretraining and FER): how far the judge's
-    accuracy on restored validation faces moves between two runs of one recipe, the yardstick for the rows above.
+    accuracy on restored validation faces moves between two runs of one recipe, the yardstick for the rows above;
+    CP_seed1: the same from the run's seed-1 shared pretraining (what redoing it with seed 1 trains, bit for bit), the
+    yardstick for the CP_ variants.
   - CP_mirror: the adopted C whose fill net also sees the image and the mask mirrored left-right (`DeoccConfig.mirror`),
     the shared pretraining redone with it: faces are nearly symmetric, and an eye or a mouth corner hidden on one side is
     often visible on the other, but a U-Net's receptive field at the hole does not reach across the face.
@@ -91,6 +93,7 @@ VARIANTS = {   # name: (kind, settings)
     "CP_advmask": ("deocc_pretrained", dict(lambda_expr=0.3, expr_loss="feat", adv_mask=True)),   # ... from the start
     **{f"C_views{l}": ("deocc", dict(lambda_expr=l, expr_loss="feat", expr_augment=1.0)) for l in (0.3, 1.0)},   # L_expr through random views
     **{f"C_seed{k}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", seed=k)) for k in (1, 2)},   # the adopted C, another fine-tune seed
+    "CP_seed1": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", seed=1, pretrain_seed=1)),   # ... from the run's seed-1 pretraining
     "CP_mirror": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.mirror": True}),   # the face's other half, mirrored
     "C_faceapi": ("ensemble", dict(lambda_expr=0.3, expr_loss="feat", members=("faceapi-expression",))),   # + a real-face FER's features
     "C_teachers": ("ensemble", dict(lambda_expr=0.3, expr_loss="feat", members=("faceapi-expression", "fer-minixception"))),
@@ -157,9 +160,11 @@ def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C
         sys.exit("C variants need --results: a deocc reproduce folder whose seed0/pretrain stage is done")
     init = results / "seed0" / "pretrain" / "final"
     settings = dict(settings); seed = settings.pop("seed", 0)   # the fine-tune's seed (occluders, batches, D's start)
+    if "pretrain_seed" in settings:   # the run's own shared pretraining of another seed (what `pretrain` with that seed redoes)
+        init = results / f"seed{settings.pop('pretrain_seed')}" / "pretrain" / "final"
     if pretrain:
         own = {k: v for k, v in settings.items() if k not in ("lambda_expr", "expr_loss")}
-        pc = deocc_train_config(cfg, "no_expr", 0, cfg.deocc_pretrain_steps, len(train), best_metric="psnr_mask", **own)
+        pc = deocc_train_config(cfg, "no_expr", seed, cfg.deocc_pretrain_steps, len(train), best_metric="psnr_mask", **own)
         model, _ = train_deoccluder(train, None, pc, val, progress=False)
         init = (samples or Path(tempfile.mkdtemp())) / f"{name}-pretrain"; model.save_pretrained(init)
     tc = deocc_train_config(cfg, "full", seed, cfg.deocc_steps, len(train), str(init), **settings)
