@@ -95,8 +95,8 @@ VARIANTS = {   # name: (kind, settings)
     **{f"C_seed{k}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", seed=k)) for k in (1, 2)},   # the adopted C, another fine-tune seed
     "CP_seed1": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", seed=1, pretrain_seed=1)),   # ... from the run's seed-1 pretraining
     "CP_mirror": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.mirror": True}),   # the face's other half, mirrored
-    "C_faceapi": ("ensemble", dict(lambda_expr=0.3, expr_loss="feat", members=("faceapi-expression",))),   # + a real-face FER's features
-    "C_teachers": ("ensemble", dict(lambda_expr=0.3, expr_loss="feat", members=("faceapi-expression", "fer-minixception"))),
+    "C_faceapi": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", members=("faceapi-expression",))),   # + a real-face FER's features
+    "C_teachers": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", members=("faceapi-expression", "fer-minixception"))),
     **{f"pretrain_extra{n}": ("pretrain", dict(extra_identities=n)) for n in (0, 400)},
     "mask_post": ("mask", {}),
     "grain": ("grain", {}),   # the run's C with and without re-graining its fill
@@ -152,7 +152,7 @@ class FeatureEnsemble(nn.Module):
     def features(self, x): return torch.cat([F.normalize(m.features(x).float(), dim=1) for m in self.members], 1) / len(self.members) ** 0.5
 
 def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C", samples: Path | None = None,
-                  pretrain: bool = False, members: tuple[str, ...] = ()) -> dict:
+                  pretrain: bool = False) -> dict:
     """The reproduce's C recipe from the seed-0 pretrained de-occluder with `settings`: validation logs, FER and judge accuracy.
     With `pretrain`, the shared pretraining is redone first (`deocc_pretrain_steps`, no L_expr) with the same `settings`
     (minus L_expr's), into `samples/<name>-pretrain` or a temporary folder."""
@@ -160,6 +160,7 @@ def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C
         sys.exit("C variants need --results: a deocc reproduce folder whose seed0/pretrain stage is done")
     init = results / "seed0" / "pretrain" / "final"
     settings = dict(settings); seed = settings.pop("seed", 0)   # the fine-tune's seed (occluders, batches, D's start)
+    members = tuple(settings.pop("members", ()))                 # extra frozen FERs in L_expr (`FeatureEnsemble`)
     if "pretrain_seed" in settings:   # the run's own shared pretraining of another seed (what `pretrain` with that seed redoes)
         init = results / f"seed{settings.pop('pretrain_seed')}" / "pretrain" / "final"
     if pretrain:
@@ -173,7 +174,7 @@ def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C
     model, h = train_deoccluder(train, fer, tc, val, progress=False)
     if samples is not None: model.save_pretrained(samples / f"{name}-final")   # to look at (scripts/grid_artifacts.py)
     keys = [k[4:] for k in h[-1] if k.startswith("val_")]
-    return dict(settings, seed=seed, lambda_expr=tc.loss.lambda_expr, expr_loss=tc.loss.expr_loss, lambda_adv=tc.loss.lambda_adv,   # as trained
+    return dict(settings, seed=seed, **(dict(members=list(members)) if members else {}), lambda_expr=tc.loss.lambda_expr, expr_loss=tc.loss.expr_loss, lambda_adv=tc.loss.lambda_adv,   # as trained
                 **{k: [round(r[f"val_{k}"], 4) for r in h if f"val_{k}" in r] for k in keys},   # not every epoch validates
                 **score_deoccluder(model, cfg, val, results, name, samples))
 
@@ -193,7 +194,8 @@ def mask_variant(cfg, val, results: Path) -> dict:
     if results is None or not (results / "seed0" / "full" / "done.json").exists(): sys.exit("mask_post needs --results with seed0/full done")
     vo, run = validation_protocol(cfg, val), Run(cfg, results, "cpu")
     clean, true = vo.meta["clean"].float() / 255, vo.meta["mask"].float()
-    acc = lambda m, x: round(float((predict_labels(m, x) == vo.labels).float().mean()), 4)
+    fer, judge = run.teacher(0), run.judge(0)   # loaded once for the whole grid
+    scores = lambda x: {f"{k}_restored": round(float((predict_labels(m, x) == vo.labels).float().mean()), 4) for k, m in (("fer", fer), ("judge", judge))}
     rows = []
     for thr in (0.8, 0.65, 0.5, 0.35, 0.2):
         for dil in (0, 1, 2):
@@ -203,10 +205,9 @@ def mask_variant(cfg, val, results: Path) -> dict:
             db = lambda w: round(float(10 * torch.log10(1 / ((err * w).sum() / (3 * w.sum())))), 2)
             rows.append(dict(threshold=thr, dilate=dil, psnr=db(torch.ones_like(true)), psnr_in=db(true), psnr_out=db(1 - true),
                              iou=round(float((used.bool() & true.bool()).sum() / (used.bool() | true.bool()).sum()), 3),
-                             missed=round(float((true.bool() & ~used.bool()).sum() / true.sum()), 4),
-                             fer_restored=acc(run.teacher(0), restored), judge_restored=acc(run.judge(0), restored)))
-    restored, _ = restore_faces(model, vo.images, true)   # the same fill given the true mask: what a perfect mask net would reach
-    rows.append(dict(threshold=None, dilate=None, true_mask=True, fer_restored=acc(run.teacher(0), restored), judge_restored=acc(run.judge(0), restored)))
+                             missed=round(float((true.bool() & ~used.bool()).sum() / true.sum()), 4), **scores(restored)))
+    restored, _ = restore_faces(model, vo.images, true)   # the same fill given the true mask (the mask net is skipped): a perfect mask net
+    rows.append(dict(threshold=None, dilate=None, true_mask=True, **scores(restored)))
     best = max((r for r in rows if "psnr" in r), key=lambda r: r["psnr"])
     return dict(grid=rows, choice=dict(threshold=best["threshold"], dilate=best["dilate"]))
 
@@ -248,11 +249,7 @@ def main(argv=None):
         elif kind == "mask": res = mask_variant(cfg, val, ns.results)
         elif kind == "grain": res = grain_variant(cfg, val, ns.results, ns.samples)
         elif kind == "run": res = run_variant(cfg, val, ns.results, ns.samples)
-        else:
-            own = {k: v for k, v in s.items() if k != "members"}
-            res = deocc_variant(cfg, train, val, ns.results, own, name, ns.samples, kind == "deocc_pretrained", s.get("members", ()))
-            if "members" in s: res = dict(res, members=list(s["members"]))
-            deoccs.append(dict(res, variant=name))
+        else: res = deocc_variant(cfg, train, val, ns.results, s, name, ns.samples, kind == "deocc_pretrained"); deoccs.append(dict(res, variant=name))
         print(json.dumps(dict(variant=name, seconds=round(time.time() - t0), **res)), flush=True)
     if len(deoccs) > 1:
         print(json.dumps(dict(deocc_choice=choose_deocc(deoccs, ns.tolerance)["variant"], tolerance=ns.tolerance)), flush=True)

@@ -133,15 +133,19 @@ def test_fine_tune_a_checkpoint_on_own_data(run_deocc, tmp_path):
 
 
 def test_fine_tune_the_bundled_model(run_deocc, tmp_path):
-    "The bundled C starts a fine-tune, though its config.json predates newer DeoccConfig fields (they take their defaults)."
+    "The bundled C starts a fine-tune, and so does a copy whose config.json predates a newer DeoccConfig field (its default)."
+    import shutil
     from deocc.models import read_weights
-    cfg = json.loads((ROOT / "deocc" / "weights" / "synthface-full" / "config.json").read_text())["config"]
-    assert "mirror" not in cfg                                        # saved before the field existed: what this test is about
-    out = tmp_path / "ft"
-    r = run_deocc("train", "--fer", "synthface-fer", "--init", "synthface-full", "--out", out, "--max-steps", "1",
-                  "--data", "synth:n_identities=4,frames=1", "--batch-size", "4", "--no-progress", check=0)
-    assert "train --preset full: 1 steps" in r.stdout
-    assert read_weights(out / "last").keys() == read_weights(ROOT / "deocc" / "weights" / "synthface-full").keys()
+    bundled = ROOT / "deocc" / "weights" / "synthface-full"
+    legacy = tmp_path / "legacy"; shutil.copytree(bundled, legacy)
+    meta = json.loads((legacy / "config.json").read_text()); meta["config"].pop("mirror", None)   # saved before the field existed
+    (legacy / "config.json").write_text(json.dumps(meta))
+    for init in ("synthface-full", legacy):
+        out = tmp_path / f"ft-{Path(init).name}"
+        r = run_deocc("train", "--fer", "synthface-fer", "--init", init, "--out", out, "--max-steps", "1",
+                      "--data", "synth:n_identities=4,frames=1", "--batch-size", "4", "--no-progress", check=0)
+        assert "train --preset full: 1 steps" in r.stdout
+        assert read_weights(out / "last").keys() == read_weights(bundled).keys()
 
 
 def test_bad_input_fails_before_work(run_deocc, fer_dir, tmp_path):
