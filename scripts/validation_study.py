@@ -41,8 +41,10 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     loss the fill cannot satisfy by pleasing one FER at one position carry over to the judge?
   - C_seed<k>: the adopted C fine-tuned with seed k instead of 0 (the same pretraining and FER): how far the judge's
     accuracy on restored validation faces moves between two runs of one recipe, the yardstick for the rows above;
-    CP_seed1: the same from the run's seed-1 shared pretraining (what redoing it with seed 1 trains, bit for bit), the
-    yardstick for the CP_ variants.
+    CP_seed<k>: the same from the run's seed-k shared pretraining (what redoing it with seed k trains, bit for bit), the
+    yardstick for the CP_ variants; it differs from the run's own seed-k C only in the training FER its L_expr reads
+    (seed 0's). C_fer<k>: the run's seed-0 recipe with seed k's training FER in L_expr instead. Together: how much of
+    C's score under the judge comes from which FER it was trained against.
   - CP_mirror: the adopted C whose fill net also sees the image and the mask mirrored left-right (`DeoccConfig.mirror`),
     the shared pretraining redone with it: faces are nearly symmetric, and an eye or a mouth corner hidden on one side is
     often visible on the other, but a U-Net's receptive field at the hole does not reach across the face.
@@ -51,6 +53,9 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     network as a perceptual loss that asks for eyes and mouths the small SynthFace FER may not encode.
   - grain: no training; the run's seed-0 C with its fill re-grained in eval mode (`DeoccConfig.grain`, the presets'
     default since it was scored here) and without: does the grain change what the classifiers read?
+  - CD_runs: no training; every seed's C and D (the FER trained on occluded faces, same budget as the training FER) of
+    --results on the validation faces: C under both classifiers, D on the occluded faces, and C − D per seed and on
+    average, the validation-side view of the test table's C − D (D classifies the occluded faces itself).
   - C_run: no training; the run's own seed-0 C (--results) scored the same way, the reference for the variants.
 
 Usage: OMP_NUM_THREADS=1 python scripts/validation_study.py [--results DIR] [--set KEY=VALUE ...] [VARIANT ...]
@@ -93,7 +98,8 @@ VARIANTS = {   # name: (kind, settings)
     "CP_advmask": ("deocc_pretrained", dict(lambda_expr=0.3, expr_loss="feat", adv_mask=True)),   # ... from the start
     **{f"C_views{l}": ("deocc", dict(lambda_expr=l, expr_loss="feat", expr_augment=1.0)) for l in (0.3, 1.0)},   # L_expr through random views
     **{f"C_seed{k}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", seed=k)) for k in (1, 2)},   # the adopted C, another fine-tune seed
-    "CP_seed1": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", seed=1, pretrain_seed=1)),   # ... from the run's seed-1 pretraining
+    **{f"CP_seed{k}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", seed=k, pretrain_seed=k)) for k in (1, 2)},   # ... from the run's seed-k pretraining
+    **{f"C_fer{k}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", fer_seed=k)) for k in (1, 2)},   # the run's seed-0 C with seed k's training FER in L_expr
     "CP_mirror": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.mirror": True}),   # the face's other half, mirrored
     "C_faceapi": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", members=("faceapi-expression",))),   # + a real-face FER's features
     "C_teachers": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", members=("faceapi-expression", "fer-minixception"))),
@@ -101,6 +107,7 @@ VARIANTS = {   # name: (kind, settings)
     "mask_post": ("mask", {}),
     "grain": ("grain", {}),   # the run's C with and without re-graining its fill
     "C_run": ("run", {}),
+    "CD_runs": ("runs", {}),   # every seed's C and D of the run on the validation faces: the test's C − D, on validation
 }
 
 
@@ -133,16 +140,16 @@ def validation_protocol(cfg, val):
     "The validation faces occluded with the test protocol's variants, levels and kind, but the validation seed."
     return occlusion_protocol(val, variants=cfg.variants, levels=cfg.levels, kind=cfg.kind, seed=VAL_SEED)
 
-def score_deoccluder(model, cfg, val, results: Path, name: str = "C", samples: Path | None = None) -> dict:
-    "Accuracy of the run's seed-0 training FER and of its judge on the occluded and on the `model`-restored validation faces."
+def score_deoccluder(model, cfg, val, results: Path, name: str = "C", samples: Path | None = None, seed: int = 0) -> dict:
+    "Accuracy of the run's training FER and judge of `seed` on the occluded and on the `model`-restored validation faces."
     vo, run = validation_protocol(cfg, val), Run(cfg, results, "cpu")
     restored, _ = restore_faces(model, vo.images, None)
     acc = lambda m, x: round(float((predict_labels(m, x) == vo.labels).float().mean()), 4)
     if samples is not None:   # the first validation faces: occluded above, restored below, to look at the fills
         save_image(image_grid(torch.cat([to_float(vo.images[:12], "cpu"), restored[:12]]), ncols=12), samples / f"{name}.png")
     region = region_metrics(restored, to_float(vo.meta["clean"], "cpu"), vo.meta["mask"].float())
-    return dict(fer_occluded=acc(run.teacher(0), vo.images), fer_restored=acc(run.teacher(0), restored),
-                judge_occluded=acc(run.judge(0), vo.images), judge_restored=acc(run.judge(0), restored),
+    return dict(fer_occluded=acc(run.teacher(seed), vo.images), fer_restored=acc(run.teacher(seed), restored),
+                judge_occluded=acc(run.judge(seed), vo.images), judge_restored=acc(run.judge(seed), restored),
                 **{f"val_{k}": round(float(region[k].mean()), 3) for k in ("psnr_in", "grain_in")})
 
 class FeatureEnsemble(nn.Module):
@@ -161,6 +168,7 @@ def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C
     init = results / "seed0" / "pretrain" / "final"
     settings = dict(settings); seed = settings.pop("seed", 0)   # the fine-tune's seed (occluders, batches, D's start)
     members = tuple(settings.pop("members", ()))                 # extra frozen FERs in L_expr (`FeatureEnsemble`)
+    fer_seed = settings.pop("fer_seed", 0)                       # whose training FER L_expr reads (the run's FER of that seed)
     if "pretrain_seed" in settings:   # the run's own shared pretraining of another seed (what `pretrain` with that seed redoes)
         init = results / f"seed{settings.pop('pretrain_seed')}" / "pretrain" / "final"
     if pretrain:
@@ -169,12 +177,12 @@ def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C
         model, _ = train_deoccluder(train, None, pc, val, progress=False)
         init = (samples or Path(tempfile.mkdtemp())) / f"{name}-pretrain"; model.save_pretrained(init)
     tc = deocc_train_config(cfg, "full", seed, cfg.deocc_steps, len(train), str(init), **settings)
-    fer = Run(cfg, results, "cpu").teacher(0)
+    fer = Run(cfg, results, "cpu").teacher(fer_seed)
     if members: fer = FeatureEnsemble([fer, *(create_model(m, role="fer") for m in members)])
     model, h = train_deoccluder(train, fer, tc, val, progress=False)
     if samples is not None: model.save_pretrained(samples / f"{name}-final")   # to look at (scripts/grid_artifacts.py)
     keys = [k[4:] for k in h[-1] if k.startswith("val_")]
-    return dict(settings, seed=seed, **(dict(members=list(members)) if members else {}), lambda_expr=tc.loss.lambda_expr, expr_loss=tc.loss.expr_loss, lambda_adv=tc.loss.lambda_adv,   # as trained
+    return dict(settings, seed=seed, **(dict(members=list(members)) if members else {}), **(dict(fer_seed=fer_seed) if fer_seed else {}), lambda_expr=tc.loss.lambda_expr, expr_loss=tc.loss.expr_loss, lambda_adv=tc.loss.lambda_adv,   # as trained
                 **{k: [round(r[f"val_{k}"], 4) for r in h if f"val_{k}" in r] for k in keys},   # not every epoch validates
                 **score_deoccluder(model, cfg, val, results, name, samples))
 
@@ -182,6 +190,20 @@ def run_variant(cfg, val, results: Path, samples: Path | None = None) -> dict:
     "The run's own seed-0 C, scored like the fine-tuned variants (the adopted setting at the run's full budget)."
     if results is None or not (results / "seed0" / "full" / "done.json").exists(): sys.exit("C_run needs --results with seed0/full done")
     return score_deoccluder(create_model(results / "seed0" / "full" / "final"), cfg, val, results, "C_run", samples)
+
+def runs_variant(cfg, val, results: Path) -> dict:
+    "Each seed's C (scored as `score_deoccluder`) and D (the occlusion-trained FER, on the occluded faces) of `results`, and C − D."
+    if results is None: sys.exit("CD_runs needs --results, a deocc reproduce folder")
+    vo, run, out = validation_protocol(cfg, val), Run(cfg, results, "cpu"), {}
+    for seed in cfg.seeds:
+        if not all((results / f"seed{seed}" / s / "done.json").exists() for s in ("full", "fer_occ")): continue
+        c = score_deoccluder(create_model(results / f"seed{seed}" / "full" / "final"), cfg, val, results, f"C_seed{seed}", seed=seed)
+        d = round(float((predict_labels(run.model(f"seed{seed}/fer_occ"), vo.images) == vo.labels).float().mean()), 4)
+        out[f"seed{seed}"] = dict(C_judge=c["judge_restored"], C_fer=c["fer_restored"], D=d,
+                                  C_minus_D_judge=round(c["judge_restored"] - d, 4), C_minus_D_fer=round(c["fer_restored"] - d, 4))
+    if not out: sys.exit("CD_runs: no seed of --results has both its full and fer_occ stages done")
+    mean = lambda k: round(sum(r[k] for r in out.values()) / len(out), 4)
+    return dict(out, mean={k: mean(k) for k in next(iter(out.values()))})
 
 def grain_variant(cfg, val, results: Path, samples: Path | None = None) -> dict:
     "The run's own seed-0 C with its fill re-grained (`grain=True`) and without, scored like the fine-tuned variants."
@@ -249,6 +271,7 @@ def main(argv=None):
         elif kind == "mask": res = mask_variant(cfg, val, ns.results)
         elif kind == "grain": res = grain_variant(cfg, val, ns.results, ns.samples)
         elif kind == "run": res = run_variant(cfg, val, ns.results, ns.samples)
+        elif kind == "runs": res = runs_variant(cfg, val, ns.results)
         else: res = deocc_variant(cfg, train, val, ns.results, s, name, ns.samples, kind == "deocc_pretrained"); deoccs.append(dict(res, variant=name))
         print(json.dumps(dict(variant=name, seconds=round(time.time() - t0), **res)), flush=True)
     if len(deoccs) > 1:
