@@ -44,7 +44,9 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     CP_seed<k>: the same from the run's seed-k shared pretraining (what redoing it with seed k trains, bit for bit), the
     yardstick for the CP_ variants; it differs from the run's own seed-k C only in the training FER its L_expr reads
     (seed 0's). C_fer<k>: the run's seed-0 recipe with seed k's training FER in L_expr instead. Together: how much of
-    C's score under the judge comes from which FER it was trained against.
+    C's score under the judge comes from which FER it was trained against. CR_seed<k>: the run's own seed-k C recipe
+    (its pretraining, its FER, its seed), e.g. with --set deocc_steps=6000 to see what a longer fine-tune does to
+    every seed.
   - CP_mirror: the adopted C whose fill net also sees the image and the mask mirrored left-right (`DeoccConfig.mirror`),
     the shared pretraining redone with it: faces are nearly symmetric, and an eye or a mouth corner hidden on one side is
     often visible on the other, but a U-Net's receptive field at the hole does not reach across the face.
@@ -99,6 +101,7 @@ VARIANTS = {   # name: (kind, settings)
     **{f"C_views{l}": ("deocc", dict(lambda_expr=l, expr_loss="feat", expr_augment=1.0)) for l in (0.3, 1.0)},   # L_expr through random views
     **{f"C_seed{k}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", seed=k)) for k in (1, 2)},   # the adopted C, another fine-tune seed
     **{f"CP_seed{k}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", seed=k, pretrain_seed=k)) for k in (1, 2)},   # ... from the run's seed-k pretraining
+    **{f"CR_seed{k}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", seed=k, pretrain_seed=k, fer_seed=k)) for k in (1, 2)},   # the run's own seed-k C, retrained
     **{f"C_fer{k}": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", fer_seed=k)) for k in (1, 2)},   # the run's seed-0 C with seed k's training FER in L_expr
     "CP_mirror": ("deocc_pretrained", {"lambda_expr": 0.3, "expr_loss": "feat", "model.mirror": True}),   # the face's other half, mirrored
     "C_faceapi": ("deocc", dict(lambda_expr=0.3, expr_loss="feat", members=("faceapi-expression",))),   # + a real-face FER's features
@@ -184,7 +187,7 @@ def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C
     keys = [k[4:] for k in h[-1] if k.startswith("val_")]
     return dict(settings, seed=seed, **(dict(members=list(members)) if members else {}), **(dict(fer_seed=fer_seed) if fer_seed else {}), lambda_expr=tc.loss.lambda_expr, expr_loss=tc.loss.expr_loss, lambda_adv=tc.loss.lambda_adv,   # as trained
                 **{k: [round(r[f"val_{k}"], 4) for r in h if f"val_{k}" in r] for k in keys},   # not every epoch validates
-                **score_deoccluder(model, cfg, val, results, name, samples))
+                **score_deoccluder(model, cfg, val, results, name, samples, seed=fer_seed))   # the training FER column: the one L_expr read
 
 def run_variant(cfg, val, results: Path, samples: Path | None = None) -> dict:
     "The run's own seed-0 C, scored like the fine-tuned variants (the adopted setting at the run's full budget)."
