@@ -23,7 +23,9 @@ and never used). Prints one JSON line per variant, then, for the judge candidate
     judge accuracy on restored validation faces; within `--tolerance` points, the smaller lambda_expr, then CE, then
     the smaller lambda_adv (the gentler adversarial push), then the fine-tune on the run's own pretraining (no redone
     pretraining). Under this rule CP_adv2.0 (82.1 %, 1.1 points above the next) set LossConfig.lambda_adv = 2.
-    Each row records the lambda_expr, expr_loss and lambda_adv it was trained with.
+    Each row records the lambda_expr, expr_loss, lambda_adv and fine-tune steps it was trained with (and the seed,
+    pretraining seed and FER seed where they are not 0's); rows of another seed, pretraining or FER are yardsticks,
+    not candidates of the rule.
   - CP_wide: the adopted C with a wider fill decoder (widths 64, 48, 32, 24; last block 24 instead of 48, 32, 24, 16 and
     16), the shared pretraining redone with it: does the fill net lack capacity?
   - CP_large: the adopted C with the fill net's encoder mobilenetv3_large_075 instead of mobilenetv3_small_050 (598k
@@ -172,8 +174,8 @@ def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C
     settings = dict(settings); seed = settings.pop("seed", 0)   # the fine-tune's seed (occluders, batches, D's start)
     members = tuple(settings.pop("members", ()))                 # extra frozen FERs in L_expr (`FeatureEnsemble`)
     fer_seed = settings.pop("fer_seed", 0)                       # whose training FER L_expr reads (the run's FER of that seed)
-    if "pretrain_seed" in settings:   # the run's own shared pretraining of another seed (what `pretrain` with that seed redoes)
-        init = results / f"seed{settings.pop('pretrain_seed')}" / "pretrain" / "final"
+    pretrain_seed = settings.pop("pretrain_seed", None)          # the run's own shared pretraining of another seed (what `pretrain` with that seed redoes)
+    if pretrain_seed is not None: init = results / f"seed{pretrain_seed}" / "pretrain" / "final"
     if pretrain:
         own = {k: v for k, v in settings.items() if k not in ("lambda_expr", "expr_loss")}
         pc = deocc_train_config(cfg, "no_expr", seed, cfg.deocc_pretrain_steps, len(train), best_metric="psnr_mask", **own)
@@ -185,7 +187,8 @@ def deocc_variant(cfg, train, val, results: Path, settings: dict, name: str = "C
     model, h = train_deoccluder(train, fer, tc, val, progress=False)
     if samples is not None: model.save_pretrained(samples / f"{name}-final")   # to look at (scripts/grid_artifacts.py)
     keys = [k[4:] for k in h[-1] if k.startswith("val_")]
-    return dict(settings, seed=seed, **(dict(members=list(members)) if members else {}), **(dict(fer_seed=fer_seed) if fer_seed else {}), lambda_expr=tc.loss.lambda_expr, expr_loss=tc.loss.expr_loss, lambda_adv=tc.loss.lambda_adv,   # as trained
+    return dict(settings, seed=seed, **(dict(members=list(members)) if members else {}), **(dict(fer_seed=fer_seed) if fer_seed else {}),
+                **(dict(pretrain_seed=pretrain_seed) if pretrain_seed is not None else {}), steps=tc.max_steps, lambda_expr=tc.loss.lambda_expr, expr_loss=tc.loss.expr_loss, lambda_adv=tc.loss.lambda_adv,   # as trained
                 **{k: [round(r[f"val_{k}"], 4) for r in h if f"val_{k}" in r] for k in keys},   # not every epoch validates
                 **score_deoccluder(model, cfg, val, results, name, samples, seed=fer_seed))   # the training FER column: the one L_expr read
 
@@ -236,8 +239,10 @@ def mask_variant(cfg, val, results: Path) -> dict:
     best = max((r for r in rows if "psnr" in r), key=lambda r: r["psnr"])
     return dict(grid=rows, choice=dict(threshold=best["threshold"], dilate=best["dilate"]))
 
-def choose_deocc(rows: list[dict], tolerance: float) -> dict:
-    "The C variant with the best judge accuracy on restored validation faces; within `tolerance` points, the smallest lambda_expr, CE first, then the smallest lambda_adv."
+def choose_deocc(rows: list[dict], tolerance: float) -> dict | None:
+    "The C variant with the best judge accuracy on restored validation faces; within `tolerance` points, the smallest lambda_expr, CE first, then the smallest lambda_adv. Yardsticks (another seed, pretraining or FER) are not candidates."
+    rows = [r for r in rows if not (r.get("seed", 0) or r.get("fer_seed") or r.get("pretrain_seed") is not None)]
+    if not rows: return None
     best = max(r["judge_restored"] for r in rows)
     ok = [r for r in rows if r["judge_restored"] >= best - tolerance / 100]
     return min(ok, key=lambda r: (r["lambda_expr"], r["expr_loss"] != "ce", r["lambda_adv"], r.get("variant", "").startswith("CP_")))
@@ -277,8 +282,8 @@ def main(argv=None):
         elif kind == "runs": res = runs_variant(cfg, val, ns.results)
         else: res = deocc_variant(cfg, train, val, ns.results, s, name, ns.samples, kind == "deocc_pretrained"); deoccs.append(dict(res, variant=name))
         print(json.dumps(dict(variant=name, seconds=round(time.time() - t0), **res)), flush=True)
-    if len(deoccs) > 1:
-        print(json.dumps(dict(deocc_choice=choose_deocc(deoccs, ns.tolerance)["variant"], tolerance=ns.tolerance)), flush=True)
+    choice = choose_deocc(deoccs, ns.tolerance) if len(deoccs) > 1 else None
+    if choice: print(json.dumps(dict(deocc_choice=choice["variant"], tolerance=ns.tolerance)), flush=True)
     if len(judges) > 1: print(json.dumps(dict(judge_choice=choose_judge(judges, ns.tolerance)["backbone"], tolerance=ns.tolerance)), flush=True)
 
 
