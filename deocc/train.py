@@ -21,7 +21,7 @@ from .core import (DeoccError, FaceSet, WEIGHTS_DIR, add_options, atomic_dir, at
                    split_by_identity)
 from .models import (FER, FERConfig, FER_PRESETS, Deoccluder, DeoccConfig, DEOCC_PRESETS, DiscConfig, create_fer,
                      create_deoccluder, create_discriminator, create_model, checkpoint_folder, model_names, config_to_dict,
-                     read_checkpoint_config, read_weights, state_to_bytes, load_state_strict, threads, dilate, MODES)
+                     read_weights, state_to_bytes, load_state_strict, threads, dilate, MODES)
 from .losses import LossConfig, LOSS_PRESETS, freeze, generator_loss, discriminator_loss
 from .metrics import accuracy, mask_iou, psnr
 from .occlude import occlude, occlusion_protocol
@@ -521,9 +521,9 @@ def train_fer(train: FaceSet, val: FaceSet | None = None, cfg: FERTrainConfig | 
 def init_weights(g: Deoccluder, init: str | Path) -> Deoccluder:
     "Load the weights of the de-occluder checkpoint `init` (folder or bundled name) into `g`, whose config must match."
     p = checkpoint_path(init)
-    meta = read_checkpoint_config(p)
-    if meta["type"] != Deoccluder._type: raise DeoccError(f"init {init}: is a {meta['type']!r} checkpoint, not a de-occluder")
-    theirs, ours = config_to_dict(Deoccluder.read_config(p)), config_to_dict(g.config)   # as loaded: upgraded, new fields at defaults
+    try: theirs = config_to_dict(Deoccluder.read_config(p))   # as loaded: its type checked, upgraded, new fields at defaults
+    except DeoccError as e: raise DeoccError(f"init {init}: {e}") from None
+    ours = config_to_dict(g.config)
     diff = [f"{k}={theirs.get(k)!r} (run: {v!r})" for k, v in ours.items() if theirs.get(k) != v]
     if diff: raise DeoccError(f"init {init}: another architecture: {', '.join(diff)}; train with matching --model/--mode or drop --init")
     load_state_strict(g, read_weights(p), f"init {init}")
