@@ -34,8 +34,8 @@ __all__ = ['REPRODUCE_PRESETS', 'STAGE_KINDS', 'REUSABLE', 'RECIPE_PARTS', 'PAIR
            'deocc_train_config', 'Stage', 'plan_stages', 'Run', 'faces_sha256', 'stage_recipe', 'reusable_checkpoint',
            'reuse_mismatch', 'run_stage', 'default_jobs', 'aggregate', 'fmt_ms', 'paired_differences',
            'recovered_fractions', 'results_markdown', 'plot_accuracy_vs_coverage', 'coverage_figure', 'plot_confusions',
-           'save_sample_grid', 'summarise', 'stage_times', 'reproduce', 'run_checkpoints', 'bundle_run',
-           'reproduce_cmd']
+           'save_sample_grid', 'summarise', 'earlier_parts', 'stage_times', 'reproduce', 'run_checkpoints',
+           'bundle_run', 'reproduce_cmd']
 
 # %% ../nbs/07b_reproduce.ipynb #2b8a72a9
 @dataclass
@@ -69,7 +69,7 @@ class ReproduceConfig:
     dstar_p: float = bounded(0.9, 0.0, 1.0)                # ... and more occluded faces, fresh each step
     deocc: str = "tiny"                      # de-occluder preset
     deocc_pretrain_steps: int = bounded(3000, 0)     # shared start of B and C, without L_expr (0: both from scratch) ...
-    deocc_steps: int = bounded(3000, 1)        # ... then B and C, this many steps each
+    deocc_steps: int = bounded(6000, 1)        # ... then B and C, this many steps each
     deocc_validations: int = bounded(10, 1)          # validations per de-occluder stage (about; every epochs // this epochs)
     batch_size: int = bounded(32, 1)
     telea_radius: int = bounded(3, 1)              # Telea inpainting's neighbourhood, pixels
@@ -527,10 +527,11 @@ def _stages_table(stages: dict) -> list[str]:
     L = ["| stage | steps | seconds | ms per step |", "|---|---|---|---|"]
     for name, s in stages.items():
         per = f"{s['seconds'] / s['steps'] * 1000:.0f}" if s.get("steps") and not s.get("reused") else "–"
-        secs = f"reused bundled {s['reused']}" if s.get("reused") else f"{s['seconds']:.0f}"
+        secs = f"reused bundled {s['reused']}" if s.get("reused") else f"{s['seconds']:.0f}" + (f" ({s['resumed'] + 1} parts)" if s.get("resumed") else "")
         L.append(f"| {name} | {s.get('steps') or '–'} | {secs} | {per} |")
-    return L + ["", "Seconds of each stage's first run (a resumed stage counts its last part only), for setting budgets. A reused stage",
-                "copied the bundled checkpoint trained with the same recipe on the same faces (`--set reuse=false` trains it)."]
+    return L + ["", "Seconds of each stage's training, for setting budgets (a resumed stage: the sum of its parts, without the steps",
+                "redone after the interruption). A reused stage copied the bundled checkpoint trained with the same recipe on the",
+                "same faces (`--set reuse=false` trains it)."]
 
 def results_markdown(agg: dict, title: str = "deocc reproduce", command: str = "", meta: dict | None = None,
                      names: dict | None = None, heldout: dict | None = None, stages: dict | None = None) -> str:
@@ -704,24 +705,32 @@ def _write_report(run: Run, evals: list[dict], meta: dict, command: str) -> dict
     else: _write_samples(run, out / "samples.png")
     return result
 
+def earlier_parts(history: Sequence[dict]) -> tuple[float, int]:
+    "`(seconds, parts)` of a training history's parts before its last: the trainer's `time` restarts at 0 when a run is resumed."
+    ends = [a["time"] for a, b in zip(history, history[1:]) if b["time"] < a["time"]]
+    return sum(ends), len(ends)
+
 def stage_times(out: Path, cfg: ReproduceConfig) -> dict:
-    "`{stage: {seconds, steps}}` of a finished run, from each stage's `done.json` and `train_config.json`."
+    "`{stage: {seconds, steps}}` of a finished run, from each stage's `done.json`, `train_config.json` and `history.json` (a resumed stage sums its parts)."
     times = {}
     for s in plan_stages(cfg):
-        tc = out / s.name / "train_config.json"
+        tc, hf = out / s.name / "train_config.json", out / s.name / "history.json"
         done = json.loads((out / s.name / "done.json").read_text())
-        times[s.name] = dict(seconds=done.get("seconds", 0.0), steps=json.loads(tc.read_text()).get("max_steps") if tc.exists() else None,
-                             **({"reused": done["reused"]} if done.get("reused") else {}))
+        before, parts = earlier_parts(json.loads(hf.read_text())) if hf.exists() and not done.get("reused") else (0.0, 0)
+        times[s.name] = dict(seconds=round(done.get("seconds", 0.0) + before, 1), steps=json.loads(tc.read_text()).get("max_steps") if tc.exists() else None,
+                             **({"reused": done["reused"]} if done.get("reused") else {}), **({"resumed": parts} if parts else {}))
     return times
 
 def _meta(run: Run, evals: list[dict], wall: float, jobs: int) -> dict:
     cfg = run.cfg
-    stage_s = sum(s["seconds"] for s in stage_times(run.out, cfg).values())
+    times = stage_times(run.out, cfg)
+    stage_s, resumed = sum(s["seconds"] for s in times.values()), [k for k, s in times.items() if s.get("resumed")]
     faces = json.loads((run.out / f"seed{cfg.seeds[0]}" / "eval" / "done.json").read_text()).get("faces") or _faces(run)
     m = {"seeds": list(cfg.seeds), "device": str(run.dev), "machine": machine_description(run.dev),
          "processes": f"{jobs} worker process(es), 1 torch thread each", "wall_time_min": round(wall / 60, 1),
-         "stage_time_min (sum over stages, as first run)": round(stage_s / 60, 1),
+         "stage_time_min (sum over stages)": round(stage_s / 60, 1),
          "faces": faces}
+    if resumed: m["resumed"] = f"{', '.join(resumed)} (wall_time_min is the last invocation's; stage times sum every part)"
     for k, kind in run.test_kinds().items(): m[f"{k} test set"] = f"{evals[0][k]['n']} images ({cfg.variants} occlusions per test face, {kind})"
     if "heldout" not in run.test_kinds(): m["held-out test set"] = f"skipped: occluder kind {cfg.heldout_kind!r} is not available"
     return m
@@ -736,6 +745,11 @@ def _seed_results(out: Path, seed: int) -> dict:
 
 def _log(*a): print(*a, flush=True)   # lines appear as they happen, in a terminal or a log file
 
+def _reported_wall(out: Path, default: float) -> float:
+    "The wall time in seconds that `out/results.json` reports (`default` if there is none)."
+    try: return json.loads((out / "results.json").read_text())["meta"]["wall_time_min"] * 60
+    except (OSError, ValueError, KeyError, TypeError): return default
+
 def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results", device="cpu", progress: bool = True,
               log=_log, command: str | None = None, jobs: int | None = None, weights: str | Path | None = None) -> dict:
     "Run the experiment (resumable; `jobs` worker processes, default `default_jobs()`), write the report to `out`; `weights`: bundled checkpoints to reuse (default the package's)."
@@ -745,11 +759,13 @@ def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results",
         run = Run(cfg, out, device, progress and jobs == 1, log, weights)
         log(f"deocc reproduce → {out}/ on {run.dev}, {jobs} process(es)")
         stages = plan_stages(cfg)
+        trains = any(not _stage_done(out / st.name) for st in stages)
         if jobs > 1: _run_parallel(run, stages, jobs)
         else:
             for st in stages: run_stage(run, st)
         evals = [_seed_results(out, s) for s in cfg.seeds]
-        result = _write_report(run, evals, _meta(run, evals, time.time() - t0, jobs), command or reproduce_command(cfg, out))
+        wall = time.time() - t0 if trains else _reported_wall(out, time.time() - t0)   # a finished run only rewrites its report
+        result = _write_report(run, evals, _meta(run, evals, wall, jobs), command or reproduce_command(cfg, out))
     log(f"wrote {out}/results.json, results.md, samples.png, accuracy_vs_coverage.png, confusion.png in {(time.time() - t0) / 60:.1f} min")
     return result
 
