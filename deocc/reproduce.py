@@ -689,12 +689,11 @@ def summarise(runs: Sequence[dict], n_boot: int = 2000) -> dict:
     return agg
 
 # %% ../nbs/07b_reproduce.ipynb #5e2b8c61
-def _write_report(run: Run, evals: list[dict], meta: dict, command: str) -> dict:
-    "results.json, results.md and the figures of a finished run."
+def _write_report(run: Run, evals: list[dict], meta: dict, command: str, stages: dict) -> dict:
+    "results.json, results.md and the figures of a finished run (`stages`: its `stage_times`)."
     cfg, out, names = run.cfg, run.out, run.names()
     agg = summarise([e["main"] for e in evals], cfg.bootstrap)
     held = summarise([e["heldout"] for e in evals], cfg.bootstrap) if all("heldout" in e for e in evals) else None
-    stages = stage_times(out, cfg)
     result = dict(config=asdict(cfg), meta=meta, classifiers=names, aggregate=agg, heldout=held, stages=stages, runs=evals)
     atomic_write_json(out / "results.json", result)
     atomic_write_text(out / "results.md", results_markdown(agg, command=command, meta=meta, names=names, heldout=held, stages=stages))
@@ -721,9 +720,8 @@ def stage_times(out: Path, cfg: ReproduceConfig) -> dict:
                              **({"reused": done["reused"]} if done.get("reused") else {}), **({"resumed": parts} if parts else {}))
     return times
 
-def _meta(run: Run, evals: list[dict], wall: float, jobs: int) -> dict:
+def _meta(run: Run, evals: list[dict], wall: float, jobs: int, times: dict) -> dict:
     cfg = run.cfg
-    times = stage_times(run.out, cfg)
     stage_s, resumed = sum(s["seconds"] for s in times.values()), [k for k, s in times.items() if s.get("resumed")]
     faces = json.loads((run.out / f"seed{cfg.seeds[0]}" / "eval" / "done.json").read_text()).get("faces") or _faces(run)
     m = {"seeds": list(cfg.seeds), "device": str(run.dev), "machine": machine_description(run.dev),
@@ -765,7 +763,8 @@ def reproduce(cfg: ReproduceConfig | str = "quick", out: str | Path = "results",
             for st in stages: run_stage(run, st)
         evals = [_seed_results(out, s) for s in cfg.seeds]
         wall = time.time() - t0 if trains else _reported_wall(out, time.time() - t0)   # a finished run only rewrites its report
-        result = _write_report(run, evals, _meta(run, evals, wall, jobs), command or reproduce_command(cfg, out))
+        times = stage_times(out, cfg)
+        result = _write_report(run, evals, _meta(run, evals, wall, jobs, times), command or reproduce_command(cfg, out), times)
     log(f"wrote {out}/results.json, results.md, samples.png, accuracy_vs_coverage.png, confusion.png in {(time.time() - t0) / 60:.1f} min")
     return result
 
