@@ -15,8 +15,8 @@ from .core import DeoccError, bounded, check_fields, from_preset
 from .models import Restoration
 
 # %% auto #0
-__all__ = ['EXPR_KINDS', 'PIXEL_KINDS', 'ADV_KINDS', 'LOSS_PRESETS', 'freeze', 'is_frozen', 'expr_views', 'expr_loss',
-           'pixel_loss', 'patch_holes', 'd_loss', 'g_adv_loss', 'mask_loss', 'LossConfig', 'loss_preset',
+__all__ = ['EXPR_KINDS', 'PIXEL_KINDS', 'ADV_KINDS', 'LOSS_PRESETS', 'freeze', 'is_frozen', 'expr_target', 'expr_views',
+           'expr_loss', 'pixel_loss', 'patch_holes', 'd_loss', 'g_adv_loss', 'mask_loss', 'LossConfig', 'loss_preset',
            'generator_loss', 'discriminator_loss']
 
 # %% ../nbs/05_losses.ipynb #dfced21b
@@ -39,10 +39,23 @@ def _expr_ce(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         raise DeoccError(f"the FER has {logits.shape[1]} classes but a label is {int(labels.max())}; use a FER trained on this label set")
     return F.cross_entropy(logits, labels)
 
-def _expr_feat(fer: nn.Module, restored: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+def _check_features(fer: nn.Module):
     if not callable(getattr(fer, "features", None)):
         raise DeoccError(f"expr_loss(kind='feat') needs a classifier with features(images) -> (B, D); {type(fer).__name__} has none: use kind='ce' or 'kl'")
-    with torch.no_grad(): target = fer.features(clean)
+
+def expr_target(fer: nn.Module,              # the frozen classifier of `expr_loss`
+                clean: torch.Tensor,          # (B, 3, H, W) clean faces in [0, 1]
+                kind: str = "feat", temperature: float = 1.0) -> torch.Tensor | None:
+    """What `expr_loss` compares the composite with that depends on the clean face alone, without grad: the FER's
+    features `(B, D)` (`feat`) or its softened log-probabilities `(B, C)` (`kl`); None for `ce` (the label is the
+    target) and `maps` (every stage's maps: too large to keep per face)."""
+    if kind not in ("feat", "kl"): return None
+    with torch.no_grad():
+        if kind == "feat": _check_features(fer); return fer.features(clean)
+        return F.log_softmax(fer(clean).float() / temperature, 1)
+
+def _expr_feat(fer: nn.Module, restored: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    _check_features(fer)
     return _cos_dist(fer.features(restored), target)
 
 def _cos_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -78,18 +91,21 @@ def expr_loss(fer: nn.Module,                     # frozen classifier: (B, 3, H,
               labels: torch.Tensor | None = None,  # (B,) int64 true expressions (kind="ce")
               clean: torch.Tensor | None = None,   # (B, 3, H, W) clean faces (kind="kl", "feat" or "maps")
               kind: str = "ce", temperature: float = 1.0,
-              augment: float = 0.0                 # > 0: through `expr_views` of this strength (the same view of both)
+              augment: float = 0.0,                # > 0: through `expr_views` of this strength (the same view of both)
+              target: torch.Tensor | None = None   # `expr_target(fer, clean, kind, temperature)`, computed earlier: `clean` is then not read
              ) -> torch.Tensor:
     "Scalar L_expr of the restored faces under the frozen `fer`."
     if fer.training: raise DeoccError("L_expr needs a frozen classifier: call freeze(fer) first (eval mode, no grad)")
     if kind not in EXPR_KINDS: raise DeoccError(f"unknown expression loss {kind!r}; choose from {EXPR_KINDS}")
-    if kind != "ce" and clean is None: raise DeoccError(f"expr_loss(kind={kind!r}) needs the clean images")
+    if target is not None and (kind not in ("feat", "kl") or augment > 0):
+        raise DeoccError(f"expr_loss(kind={kind!r}, augment={augment}) reads the clean faces themselves: pass clean=, not target= (targets serve feat and kl without augment)")
+    if kind != "ce" and clean is None and target is None: raise DeoccError(f"expr_loss(kind={kind!r}) needs the clean images")
     if augment > 0: restored, clean = expr_views(restored, clean, augment)
-    if kind == "feat": return _expr_feat(fer, restored, clean)
     if kind == "maps": return _expr_maps(fer, restored, clean)
+    if target is None: target = expr_target(fer, clean, kind, temperature)
+    if kind == "feat": return _expr_feat(fer, restored, target)
     logits = fer(restored).float()
     if kind == "ce": return _expr_ce(logits, labels)
-    with torch.no_grad(): target = F.log_softmax(fer(clean).float() / temperature, 1)
     return F.kl_div(F.log_softmax(logits / temperature, 1), target, log_target=True, reduction="batchmean") * temperature ** 2
 
 # %% ../nbs/05_losses.ipynb #44dbc3a6
@@ -190,6 +206,7 @@ def generator_loss(cfg: LossConfig, out: Restoration,
                    mask: torch.Tensor | None = None,    # (B, 1, H, W) true occlusion mask (L_mask's target)
                    fer: nn.Module | None = None,        # frozen classifier (λ_expr > 0)
                    disc: nn.Module | None = None,       # discriminator (λ_adv > 0); not updated here
+                   expr_target: torch.Tensor | None = None,  # L_expr's clean-face target computed earlier (`expr_target`), or None
                    ) -> tuple[torch.Tensor, dict[str, float]]:
     "L_total for the de-occluder and its parts `{'pixel', 'expr', 'adv', 'mask', 'total'}` as floats."
     parts: dict[str, torch.Tensor] = {}
@@ -197,7 +214,7 @@ def generator_loss(cfg: LossConfig, out: Restoration,
     total = cfg.lambda_pixel * parts["pixel"]
     if cfg.lambda_expr > 0:
         if fer is None: raise DeoccError("lambda_expr > 0 needs the frozen FER; pass fer= (or use the no_expr preset)")
-        parts["expr"] = expr_loss(fer, out.image, labels, clean, cfg.expr_loss, cfg.expr_temperature, cfg.expr_augment)
+        parts["expr"] = expr_loss(fer, out.image, labels, clean, cfg.expr_loss, cfg.expr_temperature, cfg.expr_augment, expr_target)
         total = total + cfg.lambda_expr * parts["expr"]
     if cfg.lambda_adv > 0 and disc is not None:
         logits = disc(out.image)

@@ -22,7 +22,7 @@ from .core import (DeoccError, FaceSet, WEIGHTS_DIR, add_options, atomic_dir, at
 from .models import (FER, FERConfig, FER_PRESETS, Deoccluder, DeoccConfig, DEOCC_PRESETS, DiscConfig, create_fer,
                      create_deoccluder, create_discriminator, create_model, checkpoint_folder, model_names, config_to_dict,
                      read_weights, state_to_bytes, load_state_strict, threads, dilate, MODES)
-from .losses import LossConfig, LOSS_PRESETS, freeze, generator_loss, discriminator_loss
+from .losses import LossConfig, LOSS_PRESETS, freeze, generator_loss, discriminator_loss, expr_target
 from .metrics import accuracy, mask_iou, psnr
 from .occlude import occlude, occlusion_protocol
 from .data import load_dataset
@@ -544,12 +544,29 @@ class DeoccStep:
         self.d_net = (DDP(self.d) if world > 1 else self.d) if self.d is not None else None
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=cfg.betas) if self.d is not None else None
+        self.targets: torch.Tensor | None = None     # (N, ...) L_expr's clean-face target of every training face, or None
+
+    def keep_targets(self, clean_of: Callable[[torch.Tensor], torch.Tensor], # indices (k,) → those clean faces (k, 3, H, W) in [0, 1] on the device
+                     n: int, batch_size: int = 128, max_bytes: int = 512 * 2 ** 20) -> bool:
+        """Compute L_expr's clean-face target (`expr_target`) of each of the `n` training faces once, in fixed chunks,
+        for the steps to read by index (`faces=`); False (nothing kept) where L_expr has no such target (`ce`, `maps`,
+        augmented views, λ_expr = 0) or the targets would take more than `max_bytes`."""
+        L, amp = self.cfg.loss, lambda: _autocast(self.dev, self.cfg.amp)
+        self.targets = None
+        if self.fer is None or L.lambda_expr == 0 or L.expr_loss not in ("feat", "kl") or L.expr_augment > 0 or n < 1: return False
+        rows = []
+        for i in range(0, n, batch_size):
+            with amp(): rows.append(expr_target(self.fer, clean_of(torch.arange(i, min(i + batch_size, n))), L.expr_loss, L.expr_temperature))
+            if i == 0 and n * rows[0][0].numel() * rows[0].element_size() > max_bytes: return False
+        self.targets = torch.cat(rows)
+        return True
 
     def __call__(self, clean: torch.Tensor,              # (B, 3, H, W) clean faces in [0, 1]
                  labels: torch.Tensor,                    # (B,) expressions
                  occluded: torch.Tensor,                  # (B, 3, H, W) occluded faces in [0, 1]
                  mask: torch.Tensor,                      # (B, 1, H, W) true occlusion masks in {0, 1}
-                 radius: torch.Tensor | None = None       # (B,) pixels to grow the mask the fill is trained on
+                 radius: torch.Tensor | None = None,      # (B,) pixels to grow the mask the fill is trained on
+                 faces: torch.Tensor | None = None        # (B,) the clean faces' indices in the training set (read from `keep_targets`)
                 ) -> dict[str, float]:
         cfg, amp = self.cfg, lambda: _autocast(self.dev, cfg.amp)
         self.g_net.train()
@@ -561,7 +578,8 @@ class DeoccStep:
             with amp(): dl, dlogs = discriminator_loss(cfg.loss, self.d_net, clean, out.image, out.mask)
             self.opt_d.zero_grad(set_to_none=True); dl.backward(); self.opt_d.step()
             self.d.requires_grad_(False); logs.update(dlogs)
-        with amp(): total, parts = generator_loss(cfg.loss, out, clean, labels, mask, self.fer, self.d)
+        target = self.targets[faces.to(self.targets.device)] if self.targets is not None and faces is not None else None
+        with amp(): total, parts = generator_loss(cfg.loss, out, clean, labels, mask, self.fer, self.d, target)
         self.opt_g.zero_grad(set_to_none=True); total.backward(); self.opt_g.step()
         return {**parts, **logs}
 
@@ -573,22 +591,24 @@ def _resolve_teacher(cfg: TrainConfig, fer: nn.Module | None, device) -> nn.Modu
 def _n_outputs(model: nn.Module, size: int, device) -> int:
     with torch.inference_mode(), _evaluating(model): return model(torch.zeros(1, 3, size, size, device=device)).shape[1]
 
-def _batch_fn(cfg: TrainConfig, train: FaceSet, dev) -> tuple[Callable, int]:
-    "(batch(idx, generator) -> DeoccStep's arguments, number of training samples) for the occlusion protocol."
+def _batch_fn(cfg: TrainConfig, train: FaceSet, dev) -> tuple[Callable, int, Callable]:
+    """(batch(idx, generator) -> DeoccStep's arguments, number of training samples, clean_of(idx) -> their clean faces)
+    for the occlusion protocol. A sample's clean face depends on its index alone (`DeoccStep.keep_targets`)."""
     radius = lambda n, g: torch.randint(0, cfg.train_dilate + 1, (n,), generator=g)
     if cfg.occlusion == "variants":
         data = occlusion_protocol(train, variants=cfg.variants, levels=cfg.levels, kind=cfg.occ_kind, seed=cfg.seed, device=dev)
         clean_u8, mask_u8 = data.meta["clean"], data.meta["mask"]
+        clean_of = lambda idx: to_float(clean_u8[idx], dev)
         def batch(idx, g):
-            return (to_float(clean_u8[idx], dev), data.labels[idx].to(dev), to_float(data.images[idx], dev),
+            return (clean_of(idx), data.labels[idx].to(dev), to_float(data.images[idx], dev),
                     (mask_u8[idx].to(dev).float() > 0.5).float(), radius(len(idx), g))
-        return batch, len(data)
+        return batch, len(data), clean_of
     def batch(idx, g):
         clean = train.float_images(idx, dev)
         lm = None if train.landmarks is None else train.landmarks[idx].to(dev)
         xo, m = occlude_batch(clean, g, cfg.occ_kind, cfg.coverage, lm)
         return clean, train.labels[idx].to(dev), xo, m, radius(len(idx), g)
-    return batch, len(train)
+    return batch, len(train), lambda idx: train.float_images(idx, dev)
 
 def _validator(cfg: TrainConfig, g: Deoccluder, fer: nn.Module | None, val: FaceSet, dev) -> Callable[[], dict[str, float]]:
     "validate() -> metrics of `g` on the validation faces, occluded once, deterministically (PSNR and IoU pooled over the set)."
@@ -631,8 +651,9 @@ def train_deoccluder(train: FaceSet, fer: nn.Module | None, cfg: TrainConfig | N
         has_val = val is not None and len(val) > 0
         _check_metric(cfg, fer, has_val)
         step_fn = DeoccStep(cfg, fer, dev, rank, world)
-        batch, n = _batch_fn(cfg, train, dev)
-        def step(idx, s): return step_fn(*batch(idx, step_generator(cfg.seed, s, rank)))
+        batch, n, clean_of = _batch_fn(cfg, train, dev)
+        if cfg.max_steps is None or cfg.max_steps * cfg.batch_size >= n: step_fn.keep_targets(clean_of, n, cfg.eval_batch_size)
+        def step(idx, s): return step_fn(*batch(idx, step_generator(cfg.seed, s, rank)), faces=idx)
         validate = _validator(cfg, step_fn.g, fer, val, dev) if has_val and rank == 0 else None
         modules = {"model": step_fn.g_net}
         optims = {"g": (step_fn.opt_g, cfg.lr)}
@@ -677,7 +698,8 @@ def train_step_speed(cfg: TrainConfig | None = None, batch: int = 32, size: int 
     clean = torch.rand(batch, 3, size, size, device=dev); m = (torch.rand(batch, 1, size, size, device=dev) > 0.7).float()
     y, radius = torch.randint(0, 6, (batch,), device=dev), torch.randint(0, cfg.train_dilate + 1, (batch,))
     if dev.type == "cuda": torch.cuda.reset_peak_memory_stats(dev)
-    with threads(n_threads): sec = _median_seconds(lambda: st(clean, y, clean * (1 - m), m, radius), dev, steps)
+    st.keep_targets(lambda idx: clean[idx], batch); faces = torch.arange(batch)   # as the trainer runs it: L_expr's clean-face targets kept
+    with threads(n_threads): sec = _median_seconds(lambda: st(clean, y, clean * (1 - m), m, radius, faces), dev, steps)
     return sec, _peak_memory(dev)
 
 # %% ../nbs/06_train.ipynb #7b79b893
