@@ -690,7 +690,8 @@ def fer_speed(cfg: FERConfig | str = "tiny", batch: int = 32, size: int = 96, de
     with threads(n_threads): return batch / _median_seconds(train_step if train else infer, dev, steps)
 
 def train_step_speed(cfg: TrainConfig | None = None, batch: int = 32, size: int = 96, device: str | torch.device = "cpu",
-                     steps: int = 3, fer: nn.Module | str | FERConfig = "tiny", n_threads: int | None = None) -> tuple[float, int]:
+                     steps: int = 3, fer: nn.Module | str | FERConfig = "tiny", n_threads: int | None = None,
+                     keep_targets: bool = True) -> tuple[float, int]:   # False: L_expr's clean-face target computed at every step
     "(median seconds per de-occluder training step, peak memory bytes) at (batch, 3, size, size)."
     dev = resolve_device(device); cfg = cfg or train_preset("full")
     fer = create_fer(fer) if not isinstance(fer, nn.Module) else fer
@@ -698,7 +699,7 @@ def train_step_speed(cfg: TrainConfig | None = None, batch: int = 32, size: int 
     clean = torch.rand(batch, 3, size, size, device=dev); m = (torch.rand(batch, 1, size, size, device=dev) > 0.7).float()
     y, radius = torch.randint(0, 6, (batch,), device=dev), torch.randint(0, cfg.train_dilate + 1, (batch,))
     if dev.type == "cuda": torch.cuda.reset_peak_memory_stats(dev)
-    st.keep_targets(lambda idx: clean[idx], batch); faces = torch.arange(batch)   # as the trainer runs it: L_expr's clean-face targets kept
+    faces = torch.arange(batch) if keep_targets and st.keep_targets(lambda idx: clean[idx], batch) else None   # as the trainer runs it
     with threads(n_threads): sec = _median_seconds(lambda: st(clean, y, clean * (1 - m), m, radius, faces), dev, steps)
     return sec, _peak_memory(dev)
 
