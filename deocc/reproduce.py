@@ -28,14 +28,14 @@ from .train import (apply_settings, bundle, bundle_size, fer_train_config, to_fl
                     train_fer, train_preset)
 
 # %% auto #0
-__all__ = ['REPRODUCE_PRESETS', 'STAGE_KINDS', 'REUSABLE', 'RECIPE_PARTS', 'PAIRS', 'METHOD_NAMES', 'POSTER', 'OWN', 'ROLE',
-           'MASK_ROW', 'BUNDLE', 'ReproduceConfig', 'check_config', 'reproduce_command', 'more_people', 'split_data',
-           'heldout_available', 'occluded_test_set', 'fer_recipe', 'judge_train_config', 'dstar_train_config',
-           'deocc_train_config', 'Stage', 'plan_stages', 'Run', 'faces_sha256', 'stage_recipe', 'reusable_checkpoint',
-           'reuse_mismatch', 'run_stage', 'default_jobs', 'aggregate', 'fmt_ms', 'paired_differences',
-           'recovered_fractions', 'results_markdown', 'plot_accuracy_vs_coverage', 'coverage_figure', 'plot_confusions',
-           'save_sample_grid', 'summarise', 'earlier_parts', 'stage_times', 'reproduce', 'run_checkpoints',
-           'bundle_run', 'reproduce_cmd']
+__all__ = ['REPRODUCE_PRESETS', 'STAGE_KINDS', 'REUSABLE', 'OTHER_RENDERINGS', 'RECIPE_PARTS', 'PAIRS', 'METHOD_NAMES', 'POSTER',
+           'OWN', 'ROLE', 'MASK_ROW', 'BUNDLE', 'ReproduceConfig', 'check_config', 'reproduce_command', 'more_people',
+           'split_data', 'heldout_available', 'occluded_test_set', 'fer_recipe', 'judge_train_config',
+           'dstar_train_config', 'deocc_train_config', 'Stage', 'plan_stages', 'Run', 'faces_sha256', 'stage_recipe',
+           'reusable_checkpoint', 'reuse_mismatch', 'run_stage', 'default_jobs', 'aggregate', 'fmt_ms',
+           'paired_differences', 'recovered_fractions', 'results_markdown', 'plot_accuracy_vs_coverage',
+           'coverage_figure', 'plot_confusions', 'save_sample_grid', 'summarise', 'earlier_parts', 'stage_times',
+           'reproduce', 'run_checkpoints', 'bundle_run', 'bundle_other_rendering', 'reproduce_cmd']
 
 # %% ../nbs/07b_reproduce.ipynb #2b8a72a9
 @dataclass
@@ -266,26 +266,31 @@ def stage_recipe(st: Stage, fc, train: FaceSet, val: FaceSet, device="cpu") -> d
     "What makes a classifier stage's model: the stage (its name seeds it), its training configuration, its faces and the kind of device."
     return dict(stage=st.name, train_config=config_to_dict(fc), faces_sha256=faces_sha256(train, val), device=resolve_device(device).type)
 
-def _bundled_recipe(kind: str, weights: str | Path | None) -> tuple[Path | None, dict | None]:
-    "The bundled checkpoint folder that may stand in for a stage of `kind`, and the recipe it records ((None, None): none)."
-    name = REUSABLE.get(kind); f = Path(weights or WEIGHTS_DIR) / str(name) / "recipe.json"
-    return (f.parent, json.loads(f.read_text())) if name and f.exists() else (None, None)
+OTHER_RENDERINGS = "other-renderings"   # under the bundled checkpoints: FER, judge and D* of the same recipes, trained on faces another CPU renders differently
+
+def _bundled_recipes(kind: str, weights: str | Path | None) -> list[tuple[Path, dict]]:
+    "The bundled checkpoint folders that may stand in for a stage of `kind`, with their recipes: the bundled model first, then `OTHER_RENDERINGS`."
+    name, root = REUSABLE.get(kind), Path(weights or WEIGHTS_DIR)
+    if not name: return []
+    folders = [root / name, *sorted((root / OTHER_RENDERINGS).glob(f"{name}-*"))]
+    return [(f, json.loads((f / "recipe.json").read_text())) for f in folders if (f / "recipe.json").exists()]
 
 def reusable_checkpoint(kind: str, recipe: dict, weights: str | Path | None = None) -> Path | None:
-    "The bundled checkpoint for a stage of `kind` if its `recipe.json` equals `recipe` (same recipe, same faces), else None."
-    src, have = _bundled_recipe(kind, weights)
-    return src if have is not None and have == json.loads(json.dumps(recipe)) else None
+    "The bundled checkpoint for a stage of `kind` whose `recipe.json` equals `recipe` (same recipe, same faces), else None."
+    want = json.loads(json.dumps(recipe))
+    return next((src for src, have in _bundled_recipes(kind, weights) if have == want), None)
 
 RECIPE_PARTS = {"stage": "another stage", "train_config": "another training configuration",
                 "faces_sha256": "other faces (the data differ, or this CPU renders them differently)", "device": "another kind of device"}
 
 def reuse_mismatch(kind: str, recipe: dict, weights: str | Path | None = None) -> str | None:
-    "Why the bundled checkpoint for `kind` cannot stand in for a stage with `recipe` (None: there is none, or it can)."
-    src, have = _bundled_recipe(kind, weights)
-    if have is None: return None
-    want = json.loads(json.dumps(recipe))
+    "Why no bundled checkpoint can stand in for a stage of `kind` with `recipe`, told against the bundled model (None: there is none, or one can)."
+    found = _bundled_recipes(kind, weights)
+    if not found or reusable_checkpoint(kind, recipe, weights) is not None: return None
+    (src, have), want = found[0], json.loads(json.dumps(recipe))
     diff = [RECIPE_PARTS.get(k, k) for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
-    return f"bundled {src.name} not reused: trained with {' and '.join(diff)}" if diff else None
+    more = f" (nor any of the {len(found) - 1} bundled for other renderings)" if len(found) > 1 else ""
+    return f"bundled {src.name} not reused: trained with {' and '.join(diff)}{more}"
 
 def _reuse_stage(folder: Path, src: Path, fc, log) -> None:
     "Finish a stage with the bundled checkpoint `src` as its final model (its config recorded, 0 s, `reused` named)."
@@ -789,6 +794,18 @@ def bundle_run(out: str | Path, seed: int | None = None, dest: str | Path | None
     cfg = json.loads((Path(out) / "config.json").read_text())
     seed = cfg["seeds"][0] if seed is None else seed
     return bundle(run_checkpoints(out, seed), dest, provenance=dict(reproduce_config=cfg, seed=seed))
+
+def bundle_other_rendering(out: str | Path, dest: str | Path | None = None) -> list[Path]:
+    "Bundle a finished run's FER, judge and D* under `OTHER_RENDERINGS` where no bundled one has their recipe (faces this CPU renders differently); the written folders."
+    root, sources = Path(dest or WEIGHTS_DIR), {}
+    ckpts = run_checkpoints(out)
+    for kind, name in REUSABLE.items():
+        src = ckpts.get(name)
+        if src is None or not (src / "recipe.json").exists(): continue        # a teacher, or not a deocc reproduce stage
+        recipe = json.loads((src / "recipe.json").read_text())
+        if reusable_checkpoint(kind, recipe, root) is None: sources[f"{OTHER_RENDERINGS}/{name}-{recipe['faces_sha256'][:12]}"] = src
+    return bundle(sources, root, provenance=dict(reproduce_config=json.loads((Path(out) / "config.json").read_text()), machine=machine_description()))
+
 
 # %% ../nbs/07b_reproduce.ipynb #0e5c7b93
 def _reproduce_args(p):
