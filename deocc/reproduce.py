@@ -793,7 +793,26 @@ def bundle_run(out: str | Path, seed: int | None = None, dest: str | Path | None
     "Bundle a finished run's final models (`run_checkpoints`) into `deocc/weights/` (or `dest`), with the run's configuration as provenance."
     cfg = json.loads((Path(out) / "config.json").read_text())
     seed = cfg["seeds"][0] if seed is None else seed
-    return bundle(run_checkpoints(out, seed), dest, provenance=dict(reproduce_config=cfg, seed=seed))
+    sources = run_checkpoints(out, seed)
+    _keep_other_renderings(sources, Path(dest or WEIGHTS_DIR))
+    return bundle(sources, dest, provenance=dict(reproduce_config=cfg, seed=seed))
+
+def _recipe_of(folder: Path) -> dict | None: return json.loads((folder / "recipe.json").read_text()) if (folder / "recipe.json").exists() else None
+def _but_faces(recipe: dict) -> dict: return {k: v for k, v in recipe.items() if k != "faces_sha256"}
+
+def _keep_other_renderings(sources: dict[str, Path], root: Path) -> None:
+    "Before `bundle_run` replaces the bundled FER, judge and D*: keep each one that differs from its successor only in the faces under `OTHER_RENDERINGS`, and drop the entries there that the successor duplicates or outdates."
+    for name in REUSABLE.values():
+        new, old = _recipe_of(sources[name]) if name in sources else None, _recipe_of(root / name)
+        if new is None: continue
+        if old is not None and old != new and _but_faces(old) == _but_faces(new):
+            keep = root / OTHER_RENDERINGS / f"{name}-{old['faces_sha256'][:12]}"
+            if not keep.exists():
+                with atomic_dir(keep) as tmp:
+                    for f in (root / name).iterdir(): shutil.copy2(f, tmp / f.name)
+        for f in sorted((root / OTHER_RENDERINGS).glob(f"{name}-*")):
+            have = _recipe_of(f)
+            if have is None or have == new or _but_faces(have) != _but_faces(new): shutil.rmtree(f)
 
 def bundle_other_rendering(out: str | Path, dest: str | Path | None = None) -> list[Path]:
     "Bundle a finished run's FER, judge and D* under `OTHER_RENDERINGS` where no bundled one has their recipe (faces this CPU renders differently); the written folders."
