@@ -268,17 +268,23 @@ def stage_recipe(st: Stage, fc, train: FaceSet, val: FaceSet, device="cpu") -> d
 
 OTHER_RENDERINGS = "other-renderings"   # under the bundled checkpoints: FER, judge and D* of the same recipes, trained on faces another CPU renders differently
 
+def _recipe_of(folder: Path) -> dict | None: return json.loads((folder / "recipe.json").read_text()) if (folder / "recipe.json").exists() else None
+def _rendering_folder(root: Path, name: str, recipe: dict) -> Path: return root / OTHER_RENDERINGS / f"{name}-{recipe['faces_sha256'][:12]}"
+
 def _bundled_recipes(kind: str, weights: str | Path | None) -> list[tuple[Path, dict]]:
     "The bundled checkpoint folders that may stand in for a stage of `kind`, with their recipes: the bundled model first, then `OTHER_RENDERINGS`."
     name, root = REUSABLE.get(kind), Path(weights or WEIGHTS_DIR)
     if not name: return []
     folders = [root / name, *sorted((root / OTHER_RENDERINGS).glob(f"{name}-*"))]
-    return [(f, json.loads((f / "recipe.json").read_text())) for f in folders if (f / "recipe.json").exists()]
+    return [(f, r) for f in folders if (r := _recipe_of(f)) is not None]
+
+def _matching(found: list[tuple[Path, dict]], recipe: dict) -> Path | None:
+    want = json.loads(json.dumps(recipe))   # as it would read back from recipe.json (tuples become lists)
+    return next((src for src, have in found if have == want), None)
 
 def reusable_checkpoint(kind: str, recipe: dict, weights: str | Path | None = None) -> Path | None:
     "The bundled checkpoint for a stage of `kind` whose `recipe.json` equals `recipe` (same recipe, same faces), else None."
-    want = json.loads(json.dumps(recipe))
-    return next((src for src, have in _bundled_recipes(kind, weights) if have == want), None)
+    return _matching(_bundled_recipes(kind, weights), recipe)
 
 RECIPE_PARTS = {"stage": "another stage", "train_config": "another training configuration",
                 "faces_sha256": "other faces (the data differ, or this CPU renders them differently)", "device": "another kind of device"}
@@ -286,7 +292,7 @@ RECIPE_PARTS = {"stage": "another stage", "train_config": "another training conf
 def reuse_mismatch(kind: str, recipe: dict, weights: str | Path | None = None) -> str | None:
     "Why no bundled checkpoint can stand in for a stage of `kind` with `recipe`, told against the bundled model (None: there is none, or one can)."
     found = _bundled_recipes(kind, weights)
-    if not found or reusable_checkpoint(kind, recipe, weights) is not None: return None
+    if not found or _matching(found, recipe) is not None: return None
     (src, have), want = found[0], json.loads(json.dumps(recipe))
     diff = [RECIPE_PARTS.get(k, k) for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
     more = f" (nor any of the {len(found) - 1} bundled for other renderings)" if len(found) > 1 else ""
@@ -797,7 +803,6 @@ def bundle_run(out: str | Path, seed: int | None = None, dest: str | Path | None
     _keep_other_renderings(sources, Path(dest or WEIGHTS_DIR))
     return bundle(sources, dest, provenance=dict(reproduce_config=cfg, seed=seed))
 
-def _recipe_of(folder: Path) -> dict | None: return json.loads((folder / "recipe.json").read_text()) if (folder / "recipe.json").exists() else None
 def _but_faces(recipe: dict) -> dict: return {k: v for k, v in recipe.items() if k != "faces_sha256"}
 
 def _keep_other_renderings(sources: dict[str, Path], root: Path) -> None:
@@ -806,7 +811,7 @@ def _keep_other_renderings(sources: dict[str, Path], root: Path) -> None:
         new, old = _recipe_of(sources[name]) if name in sources else None, _recipe_of(root / name)
         if new is None: continue
         if old is not None and old != new and _but_faces(old) == _but_faces(new):
-            keep = root / OTHER_RENDERINGS / f"{name}-{old['faces_sha256'][:12]}"
+            keep = _rendering_folder(root, name, old)
             if not keep.exists():
                 with atomic_dir(keep) as tmp:
                     for f in (root / name).iterdir(): shutil.copy2(f, tmp / f.name)
@@ -819,10 +824,9 @@ def bundle_other_rendering(out: str | Path, dest: str | Path | None = None) -> l
     root, sources = Path(dest or WEIGHTS_DIR), {}
     ckpts = run_checkpoints(out)
     for kind, name in REUSABLE.items():
-        src = ckpts.get(name)
-        if src is None or not (src / "recipe.json").exists(): continue        # a teacher, or not a deocc reproduce stage
-        recipe = json.loads((src / "recipe.json").read_text())
-        if reusable_checkpoint(kind, recipe, root) is None: sources[f"{OTHER_RENDERINGS}/{name}-{recipe['faces_sha256'][:12]}"] = src
+        src = ckpts.get(name); recipe = _recipe_of(src) if src is not None else None
+        if recipe is None: continue                                           # a teacher, or not a deocc reproduce stage
+        if reusable_checkpoint(kind, recipe, root) is None: sources[str(_rendering_folder(Path(), name, recipe))] = src
     return bundle(sources, root, provenance=dict(reproduce_config=json.loads((Path(out) / "config.json").read_text()), machine=machine_description()))
 
 
