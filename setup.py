@@ -27,7 +27,7 @@ setuptools.setup(
     url=cfg["git_url"],
     packages=setuptools.find_packages(include=["deocc", "deocc.*"]),
     include_package_data=True,
-    package_data={"deocc": ["weights/*/*.json", "weights/*/*.safetensors", "weights/other-renderings/*/*.json", "weights/other-renderings/*/*.safetensors", "weights/*/LICENSE*", "assets/occluders/*.png", "assets/occluders/*.json", "assets/occluders/LICENSE*", "assets/occluders/ATTRIBUTION*"]},
+    package_data={"deocc": ["weights/*/*.json", "weights/*/*.safetensors", "weights/*/LICENSE*", "assets/occluders/*.png", "assets/occluders/*.json", "assets/occluders/LICENSE*", "assets/occluders/ATTRIBUTION*"]},
     install_requires=requirements,
     extras_require={"dev": dev_requirements},
     python_requires=">=" + cfg["min_python"],

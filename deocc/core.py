@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #011074fa
 from __future__ import annotations
-import json, os, platform, random, shutil, tempfile, contextlib, warnings
+import json, math, os, platform, random, shutil, tempfile, contextlib, warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -16,12 +16,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # %% auto #0
 __all__ = ['EXPRESSIONS', 'NEUTRAL', 'LANDMARK_NAMES', 'CANONICAL_LANDMARKS', 'IMAGE_EXTENSIONS', 'MAX_IMAGE_PIXELS',
            'WEIGHTS_DIR', 'COMMANDS', 'SIZE_RANGE', 'OPTIONS', 'DeoccError', 'class_names', 'canonical_landmarks',
-           'resolve_device', 'seed_everything', 'make_generator', 'machine_description', 'FaceSet', 'split_by_identity',
-           'kfold_by_identity', 'umask', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_dir',
-           'pil_to_rgb', 'load_image', 'to_uint8', 'save_image', 'image_grid', 'show_grid', 'check_writable',
-           'check_output_dir', 'save_faceset', 'center_crop_resize', 'common_side', 'read_meta_csv', 'load_imagefolder',
-           'bundled_names', 'bundled_path', 'checkpoint_path', 'command', 'add_options', 'check_range', 'check_size',
-           'bounded', 'check_fields', 'choose_preset', 'from_preset']
+           'resolve_device', 'seed_everything', 'make_generator', 'portable_randn', 'machine_description', 'FaceSet',
+           'split_by_identity', 'kfold_by_identity', 'umask', 'atomic_write_bytes', 'atomic_write_text',
+           'atomic_write_json', 'atomic_dir', 'pil_to_rgb', 'load_image', 'to_uint8', 'save_image', 'image_grid',
+           'show_grid', 'check_writable', 'check_output_dir', 'save_faceset', 'center_crop_resize', 'common_side',
+           'read_meta_csv', 'load_imagefolder', 'bundled_names', 'bundled_path', 'checkpoint_path', 'command',
+           'add_options', 'check_range', 'check_size', 'bounded', 'check_fields', 'choose_preset', 'from_preset']
 
 # %% ../nbs/00_core.ipynb #643a6ede
 class DeoccError(ValueError):
@@ -71,6 +71,14 @@ def seed_everything(seed: int) -> None:
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     "A `torch.Generator` on `device`, seeded with `seed`."
     return torch.Generator(device=device).manual_seed(int(seed))
+
+# %% ../nbs/00_core.ipynb #7c2d9e41
+def portable_randn(*size: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    "Standard-normal samples `size` on the CPU, the same on every CPU (Box-Muller on `torch.rand`, in float64)."
+    n = math.prod(size); h = (n + 1) // 2
+    u = torch.rand(2 * h, generator=generator).double()
+    r, t = torch.log1p(-u[:h]).mul_(-2).sqrt_(), u[h:] * (2 * math.pi)      # 1 - u in (0, 1]: the log is finite
+    return torch.cat([r * torch.cos(t), r * torch.sin(t)])[:n].reshape(size).to(dtype)
 
 # %% ../nbs/00_core.ipynb #a58c7a5d
 def machine_description(device: str | torch.device = "cpu") -> str:

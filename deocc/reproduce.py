@@ -28,14 +28,14 @@ from .train import (apply_settings, bundle, bundle_size, fer_train_config, to_fl
                     train_fer, train_preset)
 
 # %% auto #0
-__all__ = ['REPRODUCE_PRESETS', 'STAGE_KINDS', 'REUSABLE', 'OTHER_RENDERINGS', 'RECIPE_PARTS', 'PAIRS', 'METHOD_NAMES', 'POSTER',
-           'OWN', 'ROLE', 'MASK_ROW', 'BUNDLE', 'ReproduceConfig', 'check_config', 'reproduce_command', 'more_people',
-           'split_data', 'heldout_available', 'occluded_test_set', 'fer_recipe', 'judge_train_config',
-           'dstar_train_config', 'deocc_train_config', 'Stage', 'plan_stages', 'Run', 'faces_sha256', 'stage_recipe',
-           'reusable_checkpoint', 'reuse_mismatch', 'run_stage', 'default_jobs', 'aggregate', 'fmt_ms',
-           'paired_differences', 'recovered_fractions', 'results_markdown', 'plot_accuracy_vs_coverage',
-           'coverage_figure', 'plot_confusions', 'save_sample_grid', 'summarise', 'earlier_parts', 'stage_times',
-           'reproduce', 'run_checkpoints', 'bundle_run', 'bundle_other_rendering', 'reproduce_cmd']
+__all__ = ['REPRODUCE_PRESETS', 'STAGE_KINDS', 'REUSABLE', 'RECIPE_PARTS', 'PAIRS', 'METHOD_NAMES', 'POSTER', 'OWN', 'ROLE',
+           'MASK_ROW', 'BUNDLE', 'ReproduceConfig', 'check_config', 'reproduce_command', 'more_people', 'split_data',
+           'heldout_available', 'occluded_test_set', 'fer_recipe', 'judge_train_config', 'dstar_train_config',
+           'deocc_train_config', 'Stage', 'plan_stages', 'Run', 'faces_sha256', 'stage_recipe', 'reusable_checkpoint',
+           'reuse_mismatch', 'run_stage', 'default_jobs', 'aggregate', 'fmt_ms', 'paired_differences',
+           'recovered_fractions', 'results_markdown', 'plot_accuracy_vs_coverage', 'coverage_figure', 'plot_confusions',
+           'save_sample_grid', 'summarise', 'earlier_parts', 'stage_times', 'reproduce', 'run_checkpoints',
+           'bundle_run', 'reproduce_cmd']
 
 # %% ../nbs/07b_reproduce.ipynb #2b8a72a9
 @dataclass
@@ -266,37 +266,30 @@ def stage_recipe(st: Stage, fc, train: FaceSet, val: FaceSet, device="cpu") -> d
     "What makes a classifier stage's model: the stage (its name seeds it), its training configuration, its faces and the kind of device."
     return dict(stage=st.name, train_config=config_to_dict(fc), faces_sha256=faces_sha256(train, val), device=resolve_device(device).type)
 
-OTHER_RENDERINGS = "other-renderings"   # under the bundled checkpoints: FER, judge and D* of the same recipes, trained on faces another CPU renders differently
-
 def _recipe_of(folder: Path) -> dict | None: return json.loads((folder / "recipe.json").read_text()) if (folder / "recipe.json").exists() else None
-def _rendering_folder(root: Path, name: str, recipe: dict) -> Path: return root / OTHER_RENDERINGS / f"{name}-{recipe['faces_sha256'][:12]}"
 
-def _bundled_recipes(kind: str, weights: str | Path | None) -> list[tuple[Path, dict]]:
-    "The bundled checkpoint folders that may stand in for a stage of `kind`, with their recipes: the bundled model first, then `OTHER_RENDERINGS`."
-    name, root = REUSABLE.get(kind), Path(weights or WEIGHTS_DIR)
-    if not name: return []
-    folders = [root / name, *sorted((root / OTHER_RENDERINGS).glob(f"{name}-*"))]
-    return [(f, r) for f in folders if (r := _recipe_of(f)) is not None]
-
-def _matching(found: list[tuple[Path, dict]], recipe: dict) -> Path | None:
-    want = json.loads(json.dumps(recipe))   # as it would read back from recipe.json (tuples become lists)
-    return next((src for src, have in found if have == want), None)
+def _bundled_recipe(kind: str, weights: str | Path | None) -> tuple[Path, dict] | None:
+    "The bundled checkpoint folder that may stand in for a stage of `kind`, and its recipe (None: there is none)."
+    name = REUSABLE.get(kind)
+    folder = Path(weights or WEIGHTS_DIR) / name if name else None
+    recipe = _recipe_of(folder) if folder else None
+    return (folder, recipe) if recipe is not None else None
 
 def reusable_checkpoint(kind: str, recipe: dict, weights: str | Path | None = None) -> Path | None:
     "The bundled checkpoint for a stage of `kind` whose `recipe.json` equals `recipe` (same recipe, same faces), else None."
-    return _matching(_bundled_recipes(kind, weights), recipe)
+    found = _bundled_recipe(kind, weights)
+    return found[0] if found and found[1] == json.loads(json.dumps(recipe)) else None   # as `recipe` reads back from JSON (tuples become lists)
 
-RECIPE_PARTS = {"stage": "another stage", "train_config": "another training configuration",
-                "faces_sha256": "other faces (the data differ, or this CPU renders them differently)", "device": "another kind of device"}
+RECIPE_PARTS = {"stage": "another stage", "train_config": "another training configuration", "faces_sha256": "other faces",
+                "device": "another kind of device"}
 
 def reuse_mismatch(kind: str, recipe: dict, weights: str | Path | None = None) -> str | None:
-    "Why no bundled checkpoint can stand in for a stage of `kind` with `recipe`, told against the bundled model (None: there is none, or one can)."
-    found = _bundled_recipes(kind, weights)
-    if not found or _matching(found, recipe) is not None: return None
-    (src, have), want = found[0], json.loads(json.dumps(recipe))
+    "Why the bundled checkpoint cannot stand in for a stage of `kind` with `recipe` (None: there is none, or it can)."
+    found = _bundled_recipe(kind, weights)
+    if found is None or reusable_checkpoint(kind, recipe, weights) is not None: return None
+    (src, have), want = found, json.loads(json.dumps(recipe))
     diff = [RECIPE_PARTS.get(k, k) for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
-    more = f" (nor any of the {len(found) - 1} bundled for other renderings)" if len(found) > 1 else ""
-    return f"bundled {src.name} not reused: trained with {' and '.join(diff)}{more}"
+    return f"bundled {src.name} not reused: trained with {' and '.join(diff)}"
 
 def _reuse_stage(folder: Path, src: Path, fc, log) -> None:
     "Finish a stage with the bundled checkpoint `src` as its final model (its config recorded, 0 s, `reused` named)."
@@ -401,7 +394,8 @@ def _run_parallel(run: Run, stages: list[Stage], jobs: int):
     spec = dict(cfg=asdict(run.cfg), out=str(run.out), device=str(run.dev), weights=str(run.weights))
     done = {s.name for s in plan_stages(run.cfg) if _stage_done(run.out / s.name)}
     waiting, running = [s for s in stages if s.name not in done], {}
-    data = pickle.dumps(run.data) if waiting else None   # rendered here once, not in every worker (plain bytes: no shared memory; never read from a file)
+    with threads(jobs):   # the workers have not started: the rendering may use their cores (the same faces with any number of threads)
+        data = pickle.dumps(run.data) if waiting else None   # rendered here once, not in every worker (plain bytes: no shared memory; never read from a file)
     pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=init, initargs=(os.getpid(), data))
     try:
         while waiting or running:
@@ -795,39 +789,14 @@ def run_checkpoints(out: str | Path, seed: int | None = None) -> dict[str, Path]
         if not (s / "config.json").exists(): raise DeoccError(f"{s}: missing; run deocc reproduce --out {out} to the end first")
     return sources
 
-def bundle_run(out: str | Path, seed: int | None = None, dest: str | Path | None = None) -> list[Path]:
+def bundle_run(out: str | Path, seed: int | None = None, dest: str | Path | None = None,
+               only: Sequence[str] | None = None) -> list[Path]:  # bundled names to copy (None: all), e.g. `REUSABLE.values()`
     "Bundle a finished run's final models (`run_checkpoints`) into `deocc/weights/` (or `dest`), with the run's configuration as provenance."
     cfg = json.loads((Path(out) / "config.json").read_text())
     seed = cfg["seeds"][0] if seed is None else seed
-    sources = run_checkpoints(out, seed)
-    _keep_other_renderings(sources, Path(dest or WEIGHTS_DIR))
+    sources = {k: v for k, v in run_checkpoints(out, seed).items() if only is None or k in only}
+    if only is not None and set(only) - set(sources): raise DeoccError(f"{out}: no {sorted(set(only) - set(sources))} in this run; it has {sorted(run_checkpoints(out, seed))}")
     return bundle(sources, dest, provenance=dict(reproduce_config=cfg, seed=seed))
-
-def _but_faces(recipe: dict) -> dict: return {k: v for k, v in recipe.items() if k != "faces_sha256"}
-
-def _keep_other_renderings(sources: dict[str, Path], root: Path) -> None:
-    "Before `bundle_run` replaces the bundled FER, judge and D*: keep each one that differs from its successor only in the faces under `OTHER_RENDERINGS`, and drop the entries there that the successor duplicates or outdates."
-    for name in REUSABLE.values():
-        new, old = _recipe_of(sources[name]) if name in sources else None, _recipe_of(root / name)
-        if new is None: continue
-        if old is not None and old != new and _but_faces(old) == _but_faces(new):
-            keep = _rendering_folder(root, name, old)
-            if not keep.exists():
-                with atomic_dir(keep) as tmp:
-                    for f in (root / name).iterdir(): shutil.copy2(f, tmp / f.name)
-        for f in sorted((root / OTHER_RENDERINGS).glob(f"{name}-*")):
-            have = _recipe_of(f)
-            if have is None or have == new or _but_faces(have) != _but_faces(new): shutil.rmtree(f)
-
-def bundle_other_rendering(out: str | Path, dest: str | Path | None = None) -> list[Path]:
-    "Bundle a finished run's FER, judge and D* under `OTHER_RENDERINGS` where no bundled one has their recipe (faces this CPU renders differently); the written folders."
-    root, sources = Path(dest or WEIGHTS_DIR), {}
-    ckpts = run_checkpoints(out)
-    for kind, name in REUSABLE.items():
-        src = ckpts.get(name); recipe = _recipe_of(src) if src is not None else None
-        if recipe is None: continue                                           # a teacher, or not a deocc reproduce stage
-        if reusable_checkpoint(kind, recipe, root) is None: sources[str(_rendering_folder(Path(), name, recipe))] = src
-    return bundle(sources, root, provenance=dict(reproduce_config=json.loads((Path(out) / "config.json").read_text()), machine=machine_description()))
 
 
 # %% ../nbs/07b_reproduce.ipynb #0e5c7b93

@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .core import (DeoccError, EXPRESSIONS, class_names, FaceSet, make_generator, resolve_device, split_by_identity,
+from .core import (DeoccError, EXPRESSIONS, class_names, FaceSet, make_generator, portable_randn, resolve_device, split_by_identity,
                         to_uint8, add_options, check_size, check_output_dir, command, save_faceset)
 
 # %% auto #0
@@ -104,7 +104,7 @@ def sample_identities(n: int, # number of identities
         bg_kind=_choice(g, n, cfg.backgrounds), bg_a=_muted(g, n, 0.1, 0.9, cfg.background_saturation),
         bg_b=_muted(g, n, 0.1, 0.9, cfg.background_saturation), bg_angle=_u(g, n, 0, 2 * math.pi),
         light=_u(g, n, -1, 1, 2), light_strength=_u(g, n, 0.15, 0.4),
-        au_bias=(torch.randn(n, len(AU_NAMES), generator=g) * cfg.idiosyncrasy).clamp(-0.15, 0.3),
+        au_bias=(portable_randn(n, len(AU_NAMES), generator=g) * cfg.idiosyncrasy).clamp(-0.15, 0.3),
     )
 
 # %% ../nbs/01_synth.ipynb #d32ba263
@@ -118,7 +118,7 @@ def expression_aus(labels: torch.Tensor,      # (B,) int64 class indices
     au = prototype_matrix(neutral)[labels] * intensity[:, None]
     if jitter is not None: au = au * jitter
     if au_bias is not None: au = au + au_bias
-    if noise: au = au + noise * torch.randn(au.shape, generator=generator)
+    if noise: au = au + noise * portable_randn(*au.shape, generator=generator)
     return au.clamp(0, 1)
 
 # %% ../nbs/01_synth.ipynb #df97ad2d
@@ -167,10 +167,10 @@ class _Canvas:
         self.img, (B, _, S, _) = bg, bg.shape
         self.S, self.dev, self.B = S, bg.device, B
         self.cos, self.sin, self.scale, self.shift = torch.cos(angle), torch.sin(angle), scale, shift
-        self.grid = (torch.arange(S, device=self.dev, dtype=torch.float32) + 0.5) / S * 2 - 1
+        self.grid = (torch.arange(S, device=self.dev, dtype=bg.dtype) + 0.5) / S * 2 - 1
         self.pw = 2.0 / (S * scale)   # one pixel in face units
-        self.parts = torch.zeros(B, n_parts, S, S, device=self.dev)
-        self.shading = torch.ones(B, 1, S, S, device=self.dev)   # multiplies the image when `apply_shading` is called
+        self.parts = torch.zeros(B, n_parts, S, S, device=self.dev, dtype=bg.dtype)
+        self.shading = torch.ones(B, 1, S, S, device=self.dev, dtype=bg.dtype)   # multiplies the image when `apply_shading` is called
         self._coords = {}
 
     def to_pixels(self, x, y):
@@ -183,7 +183,7 @@ class _Canvas:
 
     def crop(self, box):
         "Union pixel crop over the batch for a face-space box `(x0, y0, x1, y1)` (floats or (B,) tensors)."
-        x0, y0, x1, y1 = (torch.as_tensor(v, device=self.dev, dtype=torch.float32).expand(self.B) for v in box)
+        x0, y0, x1, y1 = (torch.as_tensor(v, device=self.dev, dtype=self.grid.dtype).expand(self.B) for v in box)
         xs, ys = self.to_pixels(torch.stack([x0, x1, x0, x1], 1), torch.stack([y0, y0, y1, y1], 1))
         lo = torch.stack([xs.min(), ys.min()]).floor().tolist(); hi = torch.stack([xs.max(), ys.max()]).ceil().tolist()
         c0, r0 = (int(max(0, v - 1)) for v in lo); c1, r1 = (int(min(self.S, v + 1)) for v in hi)
@@ -228,7 +228,7 @@ class _Canvas:
         if callable(colour): col = colour(*self.coords(r0, r1, c0, c1))
         elif colour.ndim == 4: col = colour[:, :, r0:r1, c0:c1]
         else: col = colour[:, :, None, None].expand_as(region)
-        region.lerp_(col, a[:, None])
+        region.lerp_(col.to(region.dtype), a[:, None])
         self._mark(part, crop, a)
         return crop, a
 
@@ -298,11 +298,11 @@ def _geometry(p, A) -> dict:
 def _background(p, B, S, dev, g):
     "Solid, gradient or smooth low-contrast textured backgrounds `(B, 3, S, S)`, in closed form (no per-kind branches)."
     a, b = p["bg_a"][:, :, None, None], p["bg_b"][:, :, None, None]
-    grid = (torch.arange(S, device=dev, dtype=torch.float32) + 0.5) / S - 0.5
+    grid = (torch.arange(S, device=dev, dtype=a.dtype) + 0.5) / S - 0.5
     ang, kind = p["bg_angle"], p["bg_kind"].to(dev)
     ramp = torch.cos(ang)[:, None, None, None] * grid[None, None, None, :] + (torch.sin(ang)[:, None, None, None] * grid[None, None, :, None] + 0.5)
     ramp.mul_(torch.tensor([0.0, 1.0, 0.4], device=dev)[kind][:, None, None, None])      # solid: none; texture: some
-    tex = F.interpolate(torch.rand(B, 1, 6, 6, generator=g).to(dev), size=(S, S), mode="bilinear", align_corners=False)
+    tex = F.interpolate(torch.rand(B, 1, 6, 6, generator=g).to(dev, a.dtype), size=(S, S), mode="bilinear", align_corners=False)
     tex.sub_(0.5).mul_(torch.tensor([0.0, 0.0, 0.6], device=dev)[kind][:, None, None, None]).add_(1)
     return (a + (b - a) * ramp).mul_(tex).clamp_(0, 1)
 
@@ -496,7 +496,7 @@ def _light(cv, p, f, face, g, texture: float = 0.04):
     "Lambertian shading of the head as an ellipsoid under each identity's light, darker borders and mottled skin texture."
     (r0, r1, c0, c1), a = face
     n = max(4, cv.S // _LIGHT_GRID)
-    grid = (torch.arange(n, device=cv.dev, dtype=torch.float32) + 0.5) / n * 2 - 1
+    grid = (torch.arange(n, device=cv.dev, dtype=cv.grid.dtype) + 0.5) / n * 2 - 1
     X, Y = cv.coords(0, n, 0, n, grid)
     nx = (X / _b(f["fw"])).clamp_(-1, 1)
     dy = Y - _b(f["fcy"])
@@ -505,7 +505,7 @@ def _light(cv, p, f, face, g, texture: float = 0.04):
     L = p["light"]; norm = _b(1 / torch.sqrt(L[:, 0] ** 2 + L[:, 1] ** 2 + 1))
     lam = (nx * _b(L[:, 0])).addcmul_(ny, _b(L[:, 1])).add_(nz).mul_(norm).clamp_(min=0)
     shade = (lam - 0.7).mul_(_b(p["light_strength"])).add_(1).sub_((1 - nz).square_().mul_(0.3))
-    shade.mul_(torch.rand(shade.shape, generator=g).to(cv.dev).sub_(0.5).mul_(texture).add_(1))
+    shade.mul_(torch.rand(shade.shape, generator=g).to(cv.dev, shade.dtype).sub_(0.5).mul_(texture).add_(1))
     full = F.interpolate(shade[:, None], size=(cv.S, cv.S), mode="bilinear", align_corners=False)[:, 0, r0:r1, c0:c1]
     cv.shading[:, 0, r0:r1, c0:c1].mul_(full.sub_(1).mul_(a).add_(1))
 
@@ -513,7 +513,7 @@ def _light(cv, p, f, face, g, texture: float = 0.04):
 def _blur(img, sigma):
     "Separable gaussian blur `(B, 3, S, S)` with a per-sample sigma `(B,)` in pixels (taps to ±1.5 sigma, replicated border)."
     r = max(1, math.ceil(1.5 * float(sigma.max()) - 0.5))
-    x = torch.arange(-r, r + 1, device=img.device, dtype=torch.float32)
+    x = torch.arange(-r, r + 1, device=img.device, dtype=img.dtype)
     w = torch.exp(-x[None] ** 2 / (2 * sigma[:, None] ** 2)); w = (w / w.sum(1, keepdim=True))[:, :, None, None, None]
     for dim in (3, 2):
         pad = F.pad(img, (r, r, 0, 0) if dim == 3 else (0, 0, r, r), mode="replicate")
@@ -525,7 +525,7 @@ def _blur(img, sigma):
 def _camera(img, p, S, g):
     "Lens blur (sigma per sample, scaled with the size) and sensor noise: `(B, 3, S, S)` in [0, 1]."
     img = _blur(img.clamp_(0, 1), (p["blur"] * S / 96).clamp(min=0.2))
-    noise = torch.randn(img.shape, generator=g).to(img.device)
+    noise = portable_randn(*img.shape, generator=g, dtype=img.dtype).to(img.device)
     return img.addcmul_(noise, p["noise"][:, None, None, None]).clamp_(0, 1)
 
 # %% ../nbs/01_synth.ipynb #78cf3149
@@ -544,12 +544,13 @@ def render_faces(p: dict[str, torch.Tensor],  # identity + per-sample parameters
                  size: int = 96, device: str | torch.device = "cpu",
                  generator: torch.Generator | None = None, # CPU generator for textures and sensor noise
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    "Render faces → images `(B, 3, S, S)` in [0, 1], landmarks `(B, 12, 2)` pixels, part masks `(B, 5, S, S)`."
+    """Render faces → images `(B, 3, S, S)` in [0, 1], landmarks `(B, 12, 2)` pixels, part masks `(B, 5, S, S)` (float32).
+    Computed in float64, so that every CPU renders the same uint8 faces (see `portable_randn`)."""
     check_size(size, "size")
     if au.ndim != 2 or au.shape[1] != len(AU_NAMES):
         raise DeoccError(f"au must be (B, {len(AU_NAMES)}) activations in AU_NAMES order, got {tuple(au.shape)}")
     dev = torch.device(device); g = generator or make_generator(0)
-    p = {k: v.to(dev) for k, v in p.items()}; au = au.to(dev)
+    p = {k: v.to(dev, torch.float64) if v.is_floating_point() else v.to(dev) for k, v in p.items()}; au = au.to(dev, torch.float64)
     B, S = au.shape[0], size
     A = {k: au[:, i] for k, i in _AU.items()}
     f = _geometry(p, A)
@@ -559,7 +560,7 @@ def render_faces(p: dict[str, torch.Tensor],  # identity + per-sample parameters
     _light(cv, p, f, face, g)
     cv.apply_shading()
     _draw_hair(cv, p, f)
-    return _camera(cv.img, p, S, g), _landmarks(cv, f), cv.parts.clamp(0, 1)
+    return _camera(cv.img, p, S, g).float(), _landmarks(cv, f).float(), cv.parts.clamp(0, 1).float()
 
 # %% ../nbs/01_synth.ipynb #9094370c
 def sample_face_params(ids: dict[str, torch.Tensor], idx: torch.Tensor, # identity index per sample (B,)
@@ -628,7 +629,7 @@ def synthface(n_identities: int = 80, # people (Oulu-CASIA has 80)
     label = torch.arange(C).repeat_interleave(frames).repeat(n_identities)
     frame = torch.arange(frames).repeat(n_identities * C)
     apex = cfg.intensity[0] + (cfg.intensity[1] - cfg.intensity[0]) * torch.rand(n_identities, C, generator=g)
-    jitter = (1 + cfg.au_jitter * torch.randn(n_identities, C, len(AU_NAMES), generator=g)).clamp(0.2, 1.8)
+    jitter = (1 + cfg.au_jitter * portable_randn(n_identities, C, len(AU_NAMES), generator=g)).clamp(0.2, 1.8)
     intensity = (apex[identity, label] - cfg.frame_step * (frames - 1 - frame)).clamp(0.05, 1)
     au = expression_aus(label, intensity, ids["au_bias"][identity], jitter[identity, label], cfg.au_noise, neutral, g)
     params = sample_face_params(ids, identity, cfg, g)
