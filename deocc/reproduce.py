@@ -286,8 +286,9 @@ RECIPE_PARTS = {"stage": "another stage", "train_config": "another training conf
 def reuse_mismatch(kind: str, recipe: dict, weights: str | Path | None = None) -> str | None:
     "Why the bundled checkpoint cannot stand in for a stage of `kind` with `recipe` (None: there is none, or it can)."
     found = _bundled_recipe(kind, weights)
-    if found is None or reusable_checkpoint(kind, recipe, weights) is not None: return None
+    if found is None: return None
     (src, have), want = found, json.loads(json.dumps(recipe))
+    if have == want: return None                                          # it can: `reusable_checkpoint` finds it
     diff = [RECIPE_PARTS.get(k, k) for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
     return f"bundled {src.name} not reused: trained with {' and '.join(diff)}"
 
@@ -794,8 +795,9 @@ def bundle_run(out: str | Path, seed: int | None = None, dest: str | Path | None
     "Bundle a finished run's final models (`run_checkpoints`) into `deocc/weights/` (or `dest`), with the run's configuration as provenance."
     cfg = json.loads((Path(out) / "config.json").read_text())
     seed = cfg["seeds"][0] if seed is None else seed
-    sources = {k: v for k, v in run_checkpoints(out, seed).items() if only is None or k in only}
-    if only is not None and set(only) - set(sources): raise DeoccError(f"{out}: no {sorted(set(only) - set(sources))} in this run; it has {sorted(run_checkpoints(out, seed))}")
+    ckpts = run_checkpoints(out, seed)
+    if only is not None and set(only) - set(ckpts): raise DeoccError(f"{out}: no {sorted(set(only) - set(ckpts))} in this run; it has {sorted(ckpts)}")
+    sources = {k: v for k, v in ckpts.items() if only is None or k in only}
     return bundle(sources, dest, provenance=dict(reproduce_config=cfg, seed=seed))
 
 
