@@ -790,14 +790,21 @@ def run_checkpoints(out: str | Path, seed: int | None = None) -> dict[str, Path]
         if not (s / "config.json").exists(): raise DeoccError(f"{s}: missing; run deocc reproduce --out {out} to the end first")
     return sources
 
+def _reused_unchanged(name: str, src: Path, dest: Path) -> bool:
+    "Is the run's final model `src` the bundled `name` it reused, still in `dest` with the same bytes?"
+    done, have = src.parent / "done.json", dest / name / "model.safetensors"
+    return (done.exists() and json.loads(done.read_text()).get("reused") == name and have.exists()
+            and have.read_bytes() == (src / "model.safetensors").read_bytes())
+
 def bundle_run(out: str | Path, seed: int | None = None, dest: str | Path | None = None,
                only: Sequence[str] | None = None) -> list[Path]:  # bundled names to copy (None: all), e.g. `REUSABLE.values()`
-    "Bundle a finished run's final models (`run_checkpoints`) into `deocc/weights/` (or `dest`), with the run's configuration as provenance."
+    """Bundle a finished run's final models (`run_checkpoints`) into `deocc/weights/` (or `dest`), with the run's configuration as provenance.
+    A model the run reused from `dest` and that is still there unchanged is left as it is: its provenance names the run that trained it."""
     cfg = json.loads((Path(out) / "config.json").read_text())
     seed = cfg["seeds"][0] if seed is None else seed
     ckpts = run_checkpoints(out, seed)
     if only is not None and set(only) - set(ckpts): raise DeoccError(f"{out}: no {sorted(set(only) - set(ckpts))} in this run; it has {sorted(ckpts)}")
-    sources = {k: v for k, v in ckpts.items() if only is None or k in only}
+    sources = {k: v for k, v in ckpts.items() if (only is None or k in only) and not _reused_unchanged(k, v, Path(dest or WEIGHTS_DIR))}
     return bundle(sources, dest, provenance=dict(reproduce_config=cfg, seed=seed))
 
 
